@@ -1,0 +1,1 @@
+"""dita: an execution kernel for trading strategies."""

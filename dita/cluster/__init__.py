@@ -1,0 +1,1 @@
+"""Helpers for running the Hazelcast cluster dita projects its state into."""

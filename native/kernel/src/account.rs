@@ -1,0 +1,463 @@
+//! The account: the kernel's own capital figure (K) against the exchange's (E),
+//! and the fee model that lets K follow E before fees are settled.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{check_number, InputError, MAX_MAGNITUDE};
+use crate::outcome::Details;
+use crate::slot::Exposure;
+use crate::time::Timestamp;
+use crate::types::{DiagnosticCode, OrderType};
+
+/// Fills whose actual fee is still to come; the oldest are assumed settled at
+/// their prediction once this many wait, so memory stays bounded.
+pub const PENDING_FEE_CAPACITY: usize = 65_536;
+/// Account event ids remembered for idempotency.
+pub const SEEN_ACCOUNT_EVENTS: usize = 4_096;
+/// Weight of the newest sample in the fee calibration's moving average.
+pub const CALIBRATION_ALPHA: f64 = 0.2;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExchangeConfig {
+    pub taker_rate: f64,
+    pub maker_rate: f64,
+    pub lot_step: f64,
+    pub tick_size: f64,
+    pub funding_interval_secs: u64,
+}
+
+impl Default for ExchangeConfig {
+    fn default() -> Self {
+        ExchangeConfig { taker_rate: 0.0, maker_rate: 0.0, lot_step: 0.0, tick_size: 0.0, funding_interval_secs: 28_800 }
+    }
+}
+
+/// A partial update of the exchange config: unset keys keep their value.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExchangeConfigUpdate {
+    pub taker_rate: Option<f64>,
+    pub maker_rate: Option<f64>,
+    pub lot_step: Option<f64>,
+    pub tick_size: Option<f64>,
+    pub funding_interval_secs: Option<u64>,
+}
+
+fn round_to_step(value: f64, step: f64) -> f64 {
+    if step > 0.0 {
+        (value / step).round() * step
+    } else {
+        value
+    }
+}
+
+impl ExchangeConfig {
+    /// The fee the exchange's schedule charges for one execution, before calibration.
+    pub fn fee(&self, price: f64, qty: f64, order_type: OrderType) -> f64 {
+        let rate = match order_type {
+            OrderType::Market => self.taker_rate,
+            OrderType::Limit => self.maker_rate,
+        };
+        round_to_step(qty.abs(), self.lot_step) * round_to_step(price.abs(), self.tick_size) * rate
+    }
+
+    pub fn updated(&self, u: &ExchangeConfigUpdate) -> Result<ExchangeConfig, InputError> {
+        let rate = |field: &str, v: Option<f64>, old: f64| -> Result<f64, InputError> {
+            match v {
+                None => Ok(old),
+                Some(v) => {
+                    let v = check_number(field, v, 0.0, false)?;
+                    if v >= 1.0 {
+                        return Err(InputError::new(field, v, "is a fraction of notional (0.0005 = 0.05 %) and must be below 1"));
+                    }
+                    Ok(v)
+                }
+            }
+        };
+        let step = |field: &str, v: Option<f64>, old: f64| v.map_or(Ok(old), |v| check_number(field, v, 0.0, false));
+        Ok(ExchangeConfig {
+            taker_rate: rate("taker_rate", u.taker_rate, self.taker_rate)?,
+            maker_rate: rate("maker_rate", u.maker_rate, self.maker_rate)?,
+            lot_step: step("lot_step", u.lot_step, self.lot_step)?,
+            tick_size: step("tick_size", u.tick_size, self.tick_size)?,
+            funding_interval_secs: u.funding_interval_secs.unwrap_or(self.funding_interval_secs),
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AccountEventKind {
+    FillSettled,
+    AccountUpdate,
+    FundingFee,
+}
+
+/// An event of the exchange's account stream.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountEvent {
+    pub kind: AccountEventKind,
+    pub event_id: String,
+    #[serde(default)]
+    pub timestamp: Option<Timestamp>,
+    /// FILL_SETTLED: the venue event id of the fill whose fee this settles.
+    #[serde(default)]
+    pub fill_id: String,
+    /// FILL_SETTLED: the fee actually charged (negative for a rebate).
+    #[serde(default)]
+    pub fee: Option<f64>,
+    /// ACCOUNT_UPDATE figures.
+    #[serde(default)]
+    pub wallet_balance: Option<f64>,
+    #[serde(default)]
+    pub available_margin: Option<f64>,
+    #[serde(default)]
+    pub used_margin: Option<f64>,
+    #[serde(default)]
+    pub maint_margin: Option<f64>,
+    /// FUNDING_FEE: received (positive) or paid (negative).
+    #[serde(default)]
+    pub amount: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExchangeFigures {
+    pub wallet_balance: f64,
+    pub available_margin: f64,
+    pub used_margin: f64,
+    pub maint_margin: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    pub seed_capital: f64,
+    pub k_realized_pnl: f64,
+    pub k_fees_paid: f64,
+    pub k_funding_net: f64,
+    pub exchange: Option<ExchangeFigures>,
+    pub event_seq: u64,
+    pub config: ExchangeConfig,
+    pub calibration_ratio: f64,
+    pub calibration_samples: u64,
+    /// fill id -> predicted fee, oldest first.
+    pub pending_fees: VecDeque<(String, f64)>,
+    pub seen_event_ids: VecDeque<String>,
+    pub version: u64,
+    #[serde(skip)]
+    seen_lookup: HashSet<String>,
+    #[serde(skip)]
+    pending_lookup: HashMap<String, f64>,
+}
+
+impl Default for Account {
+    fn default() -> Self {
+        Account {
+            seed_capital: 0.0,
+            k_realized_pnl: 0.0,
+            k_fees_paid: 0.0,
+            k_funding_net: 0.0,
+            exchange: None,
+            event_seq: 0,
+            config: ExchangeConfig::default(),
+            calibration_ratio: 1.0,
+            calibration_samples: 0,
+            pending_fees: VecDeque::new(),
+            seen_event_ids: VecDeque::new(),
+            version: 0,
+            seen_lookup: HashSet::new(),
+            pending_lookup: HashMap::new(),
+        }
+    }
+}
+
+/// The account as readers see it: K, E, how they compare, and open exposure.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AccountView {
+    pub seed_capital: f64,
+    pub k_capital: f64,
+    pub k_realized_pnl: f64,
+    pub k_fees_paid: f64,
+    pub k_funding_net: f64,
+    pub e_known: bool,
+    pub e_wallet_balance: f64,
+    pub e_available_margin: f64,
+    pub e_used_margin: f64,
+    pub e_maint_margin: f64,
+    pub available_capital: f64,
+    pub reconcile_status: &'static str,
+    pub reconcile_delta: f64,
+    pub reconcile_explanation: String,
+    pub unsettled_fills: usize,
+    pub unsettled_fees: f64,
+    pub event_seq: u64,
+    pub calibration_ratio: f64,
+    pub calibration_samples: u64,
+    pub exchange_config: ExchangeConfig,
+    pub capital: f64,
+    pub equity: f64,
+    pub realized_pnl: f64,
+    pub unrealized_pnl: f64,
+    pub open_positions: i64,
+    pub open_notional: f64,
+    pub leverage: f64,
+    pub version: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Calibration {
+    pub expected_fee: f64,
+    pub actual_fee: f64,
+    pub ratio: f64,
+    pub deviation_pct: f64,
+    pub calibration_status: &'static str,
+    pub calibration_ratio: f64,
+    pub calibration_samples: u64,
+}
+
+/// The answer to an account event: applied or not, why, and the account after.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccountAnswer {
+    pub applied: bool,
+    pub diagnostic_code: DiagnosticCode,
+    pub details: Details,
+}
+
+impl Account {
+    pub fn k_capital(&self) -> f64 {
+        self.seed_capital + self.k_realized_pnl - self.k_fees_paid + self.k_funding_net
+    }
+
+    /// Rebuilds the lookup sets that checkpoints do not carry.
+    pub fn rebuild_lookups(&mut self) {
+        self.seen_lookup = self.seen_event_ids.iter().cloned().collect();
+        self.pending_lookup = self.pending_fees.iter().cloned().collect();
+    }
+
+    pub fn set_seed_capital(&mut self, seed: f64) -> Result<(), InputError> {
+        self.seed_capital = check_number("seed_capital", seed, 0.0, false)?;
+        self.version += 1;
+        Ok(())
+    }
+
+    pub fn set_config(&mut self, update: &ExchangeConfigUpdate) -> Result<(), InputError> {
+        self.config = self.config.updated(update)?;
+        self.version += 1;
+        Ok(())
+    }
+
+    /// Books an execution: realized PnL and the fee predicted for it.
+    pub fn on_fill(&mut self, fill_id: &str, price: f64, qty: f64, order_type: OrderType, realized: f64) -> f64 {
+        let fee = self.config.fee(price, qty, order_type) * self.calibration_ratio;
+        self.k_realized_pnl += realized;
+        self.k_fees_paid += fee;
+        if self.pending_lookup.insert(fill_id.to_owned(), fee).is_none() {
+            self.pending_fees.push_back((fill_id.to_owned(), fee));
+        }
+        while self.pending_fees.len() > PENDING_FEE_CAPACITY {
+            if let Some((id, _)) = self.pending_fees.pop_front() {
+                self.pending_lookup.remove(&id);
+            }
+        }
+        self.version += 1;
+        fee
+    }
+
+    pub fn calibrate_fee(&mut self, price: f64, qty: f64, actual_fee: f64) -> Result<Calibration, InputError> {
+        let price = check_number("fill_price", price, 0.0, true)?;
+        let qty = check_number("fill_qty", qty, 0.0, true)?;
+        let actual_fee = check_number("actual_fee", actual_fee, -MAX_MAGNITUDE, false)?;
+        let expected_fee = self.config.fee(price, qty, OrderType::Market);
+        if expected_fee == 0.0 {
+            return Err(InputError::new(
+                "expected_fee",
+                expected_fee,
+                "the fee model predicts no fee: set taker_rate with set_exchange_config first",
+            ));
+        }
+        let ratio = actual_fee / expected_fee;
+        let deviation_pct = (ratio - 1.0).abs() * 100.0;
+        let calibration_status = if deviation_pct < 1.0 {
+            "OK"
+        } else if deviation_pct < 5.0 {
+            "WARN"
+        } else {
+            "ERROR"
+        };
+        self.calibration_ratio = if self.calibration_samples == 0 {
+            ratio
+        } else {
+            CALIBRATION_ALPHA * ratio + (1.0 - CALIBRATION_ALPHA) * self.calibration_ratio
+        };
+        self.calibration_samples += 1;
+        self.version += 1;
+        Ok(Calibration {
+            expected_fee,
+            actual_fee,
+            ratio,
+            deviation_pct,
+            calibration_status,
+            calibration_ratio: self.calibration_ratio,
+            calibration_samples: self.calibration_samples,
+        })
+    }
+
+    fn validate(event: &AccountEvent) -> Result<(), InputError> {
+        if event.event_id.is_empty() {
+            return Err(InputError::new("event_id", "''", "is required: account events are applied once per id"));
+        }
+        let any = |field: &str, v: Option<f64>| v.map_or(Ok(()), |v| check_number(field, v, -MAX_MAGNITUDE, false).map(|_| ()));
+        let need = |field: &str, v: Option<f64>, kind: &str| match v {
+            None => Err(InputError::new(field, "missing", format!("is required for {kind}"))),
+            Some(_) => Ok(()),
+        };
+        any("fee", event.fee)?;
+        any("wallet_balance", event.wallet_balance)?;
+        any("available_margin", event.available_margin)?;
+        any("used_margin", event.used_margin)?;
+        any("maint_margin", event.maint_margin)?;
+        any("amount", event.amount)?;
+        match event.kind {
+            AccountEventKind::FillSettled => {
+                need("fee", event.fee, "FILL_SETTLED")?;
+                if event.fill_id.is_empty() {
+                    return Err(InputError::new("fill_id", "''", "is required for FILL_SETTLED: the venue event id of the fill"));
+                }
+            }
+            AccountEventKind::AccountUpdate => need("wallet_balance", event.wallet_balance, "ACCOUNT_UPDATE")?,
+            AccountEventKind::FundingFee => need("amount", event.amount, "FUNDING_FEE")?,
+        }
+        Ok(())
+    }
+
+    pub fn apply(&mut self, event: &AccountEvent) -> AccountAnswer {
+        if let Err(e) = Account::validate(event) {
+            return AccountAnswer {
+                applied: false,
+                diagnostic_code: DiagnosticCode::InvalidEvent,
+                details: Details::default()
+                    .with("reason", e.reason)
+                    .with("field", e.field)
+                    .with("value", e.value)
+                    .with("event_id", event.event_id.as_str()),
+            };
+        }
+        if self.seen_lookup.contains(&event.event_id) {
+            return AccountAnswer {
+                applied: false,
+                diagnostic_code: DiagnosticCode::DuplicateEvent,
+                details: Details::default()
+                    .with("reason", "account event already applied")
+                    .with("event_id", event.event_id.as_str()),
+            };
+        }
+        let mut details = Details::default().with("event_id", event.event_id.as_str());
+        match event.kind {
+            AccountEventKind::FillSettled => {
+                let actual = event.fee.unwrap_or(0.0);
+                let predicted = match self.pending_lookup.remove(&event.fill_id) {
+                    Some(p) => {
+                        self.pending_fees.retain(|(id, _)| id != &event.fill_id);
+                        p
+                    }
+                    None => 0.0,
+                };
+                self.k_fees_paid += actual - predicted;
+                details.set("predicted_fee", predicted);
+                details.set("actual_fee", actual);
+            }
+            AccountEventKind::AccountUpdate => {
+                let old = self.exchange.as_ref();
+                self.exchange = Some(ExchangeFigures {
+                    wallet_balance: event.wallet_balance.unwrap_or(0.0),
+                    available_margin: event.available_margin.or(old.map(|o| o.available_margin)).unwrap_or(0.0),
+                    used_margin: event.used_margin.or(old.map(|o| o.used_margin)).unwrap_or(0.0),
+                    maint_margin: event.maint_margin.or(old.map(|o| o.maint_margin)).unwrap_or(0.0),
+                });
+            }
+            AccountEventKind::FundingFee => {
+                self.k_funding_net += event.amount.unwrap_or(0.0);
+            }
+        }
+        if self.seen_event_ids.len() >= SEEN_ACCOUNT_EVENTS {
+            if let Some(old) = self.seen_event_ids.pop_front() {
+                self.seen_lookup.remove(&old);
+            }
+        }
+        self.seen_event_ids.push_back(event.event_id.clone());
+        self.seen_lookup.insert(event.event_id.clone());
+        self.event_seq += 1;
+        self.version += 1;
+        AccountAnswer { applied: true, diagnostic_code: DiagnosticCode::Ok, details }
+    }
+
+    pub fn view(&self, exposure: Exposure) -> AccountView {
+        let k = self.k_capital();
+        let unsettled_fees: f64 = self.pending_fees.iter().map(|(_, f)| f).sum();
+        let (status, delta, explanation) = match &self.exchange {
+            None => ("UNKNOWN", 0.0, "no ACCOUNT_UPDATE yet: available_capital is the kernel's own K".to_owned()),
+            Some(e) => {
+                let delta = k - e.wallet_balance;
+                let tolerance = 0.01 + 1e-6 * e.wallet_balance.abs();
+                let mut why = format!("K {k:.6} - E wallet {:.6} = {delta:+.6}", e.wallet_balance);
+                let status = if delta.abs() <= tolerance {
+                    why.push_str(&format!("; within tolerance {tolerance:.6}"));
+                    "OK"
+                } else if delta.abs() <= unsettled_fees + tolerance {
+                    why.push_str(&format!(
+                        "; explained by {} fills awaiting FILL_SETTLED (predicted fees {unsettled_fees:.6})",
+                        self.pending_fees.len()
+                    ));
+                    "WARN"
+                } else if delta.abs() <= 0.01 * e.wallet_balance.abs() {
+                    why.push_str("; below 1 % of the wallet: fee calibration, funding or events not yet seen");
+                    "WARN"
+                } else {
+                    why.push_str("; beyond 1 % of the wallet: an account event is missing or K is wrong");
+                    "ERROR"
+                };
+                (status, delta, why)
+            }
+        };
+        let e = self.exchange.clone().unwrap_or(ExchangeFigures {
+            wallet_balance: 0.0,
+            available_margin: 0.0,
+            used_margin: 0.0,
+            maint_margin: 0.0,
+        });
+        let equity = k + exposure.unrealized;
+        AccountView {
+            seed_capital: self.seed_capital,
+            k_capital: k,
+            k_realized_pnl: self.k_realized_pnl,
+            k_fees_paid: self.k_fees_paid,
+            k_funding_net: self.k_funding_net,
+            e_known: self.exchange.is_some(),
+            e_wallet_balance: e.wallet_balance,
+            e_available_margin: e.available_margin,
+            e_used_margin: e.used_margin,
+            e_maint_margin: e.maint_margin,
+            available_capital: if self.exchange.is_some() { e.available_margin } else { k },
+            reconcile_status: status,
+            reconcile_delta: delta,
+            reconcile_explanation: explanation,
+            unsettled_fills: self.pending_fees.len(),
+            unsettled_fees,
+            event_seq: self.event_seq,
+            calibration_ratio: self.calibration_ratio,
+            calibration_samples: self.calibration_samples,
+            exchange_config: self.config.clone(),
+            capital: k,
+            equity,
+            realized_pnl: self.k_realized_pnl,
+            unrealized_pnl: exposure.unrealized,
+            open_positions: exposure.open,
+            open_notional: exposure.notional,
+            leverage: if equity > 0.0 { exposure.notional / equity } else { 0.0 },
+            version: self.version,
+        }
+    }
+}

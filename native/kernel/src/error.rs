@@ -1,0 +1,43 @@
+//! Bad input, reported as which field, which value and why.
+
+use std::fmt;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputError {
+    pub field: String,
+    pub value: String,
+    pub reason: String,
+}
+
+impl InputError {
+    pub fn new(field: impl Into<String>, value: impl fmt::Display, reason: impl Into<String>) -> InputError {
+        InputError { field: field.into(), value: value.to_string(), reason: reason.into() }
+    }
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} = {}: {}", self.field, self.value, self.reason)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+/// A float that must be finite and at least `min` (`strict` makes it greater than).
+pub fn check_number(field: &str, value: f64, min: f64, strict: bool) -> Result<f64, InputError> {
+    if !value.is_finite() {
+        return Err(InputError::new(field, value, "must be a finite number"));
+    }
+    if value < min || (strict && value == min) {
+        let rel = if strict { "greater than" } else { "at least" };
+        return Err(InputError::new(field, value, format!("must be {rel} {min}")));
+    }
+    if value.abs() > MAX_MAGNITUDE {
+        return Err(InputError::new(field, value, format!("is beyond {MAX_MAGNITUDE:e}, the largest figure the kernel accepts")));
+    }
+    Ok(value)
+}
+
+/// Far above any price, size or balance, yet small enough that products of
+/// two figures stay finite: a value past it is a unit or parsing mistake.
+pub const MAX_MAGNITUDE: f64 = 1e15;

@@ -1,0 +1,878 @@
+//! The kernel: a fixed array of slots driven through the lifecycle table,
+//! the indices that find a slot by trade or order id, the account, and the
+//! change tracking that projections drain.
+//!
+//! Every call touches one slot (or the slots of one asset, for marks) and
+//! a constant number of index entries: its cost does not grow with the
+//! number of slots.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::account::{Account, AccountAnswer, AccountEvent, AccountView, Calibration, ExchangeConfigUpdate};
+use crate::error::InputError;
+use crate::lifecycle::{self, Next, Trigger};
+use crate::messages::{Intent, VenueEvent};
+use crate::order::Order;
+use crate::outcome::{Details, Outcome, Transition};
+use crate::slot::{Exposure, OrderRole, Slot};
+use crate::time::Timestamp;
+use crate::types::{Command, DiagnosticCode, EventKind, Mode, OrderStatus, Severity, Stage, Verbosity};
+use crate::validate;
+
+/// Event ids a slot remembers for idempotency, by default.
+pub const DEFAULT_SEEN_CAPACITY: usize = 64;
+/// Slots one kernel may own; far above any strategy, and keeps ids in u32.
+pub const MAX_SLOTS: usize = 1 << 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Control {
+    pub mode: Mode,
+    pub verbosity: Verbosity,
+    pub journal: bool,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Control { mode: Mode::Active, verbosity: Verbosity::Normal, journal: false }
+    }
+}
+
+/// What changed since the last drain: each changed key once, in its latest state.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Changes {
+    pub slots: Vec<Slot>,
+    pub account: Option<AccountView>,
+}
+
+#[derive(Serialize)]
+pub struct Snapshot<'a> {
+    pub max_slots: usize,
+    pub control: Control,
+    pub slots: &'a [Slot],
+    pub account: AccountView,
+    pub active_trade_index: BTreeMap<&'a str, u32>,
+    pub venue_order_index: BTreeMap<&'a str, u32>,
+    pub client_order_index: BTreeMap<&'a str, u32>,
+}
+
+const CHECKPOINT_FORMAT: &str = "dita-kernel-checkpoint/1";
+
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    format: String,
+    seen_capacity: usize,
+    control: Control,
+    order_seq: u64,
+    account: Account,
+    slots: Vec<Slot>,
+    before_request: Vec<Option<Slot>>,
+}
+
+pub struct Kernel {
+    slots: Vec<Slot>,
+    /// The slot as it was before a pending ENTER or EXIT, for RATE_LIMITED.
+    before_request: Vec<Option<Box<Slot>>>,
+    trade_index: HashMap<String, u32>,
+    venue_index: HashMap<String, u32>,
+    client_index: HashMap<String, u32>,
+    /// Slots holding a live (not free) trade, by asset: what a mark touches.
+    asset_index: HashMap<String, Vec<u32>>,
+    free: BTreeSet<u32>,
+    exposure: Exposure,
+    control: Control,
+    account: Account,
+    order_seq: u64,
+    seen_capacity: usize,
+    dirty: Vec<u32>,
+    is_dirty: Vec<bool>,
+    account_dirty: bool,
+}
+
+fn refusal(e: InputError) -> Details {
+    Details::default().with("reason", e.reason).with("field", e.field).with("value", e.value)
+}
+
+impl Kernel {
+    pub fn new(max_slots: usize) -> Result<Kernel, InputError> {
+        Kernel::with_seen_capacity(max_slots, DEFAULT_SEEN_CAPACITY)
+    }
+
+    pub fn with_seen_capacity(max_slots: usize, seen_capacity: usize) -> Result<Kernel, InputError> {
+        if max_slots == 0 || max_slots > MAX_SLOTS {
+            return Err(InputError::new("max_slots", max_slots, format!("must be 1 to {MAX_SLOTS}")));
+        }
+        if seen_capacity == 0 || seen_capacity > 65_536 {
+            return Err(InputError::new("seen_event_capacity", seen_capacity, "must be 1 to 65536"));
+        }
+        let slots: Vec<Slot> = (0..max_slots as u32).map(Slot::empty).collect();
+        let mut k = Kernel {
+            before_request: vec![None; max_slots],
+            trade_index: HashMap::new(),
+            venue_index: HashMap::new(),
+            client_index: HashMap::new(),
+            asset_index: HashMap::new(),
+            free: (0..max_slots as u32).collect(),
+            exposure: Exposure::default(),
+            control: Control::default(),
+            account: Account::default(),
+            order_seq: 0,
+            seen_capacity,
+            dirty: Vec::new(),
+            is_dirty: vec![false; max_slots],
+            account_dirty: true,
+            slots,
+        };
+        for i in 0..max_slots {
+            k.mark_dirty(i);
+        }
+        Ok(k)
+    }
+
+    // ----- reading ------------------------------------------------------------
+
+    pub fn max_slots(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn slot(&self, slot_id: usize) -> Option<&Slot> {
+        self.slots.get(slot_id)
+    }
+
+    pub fn slots(&self) -> &[Slot] {
+        &self.slots
+    }
+
+    pub fn control(&self) -> Control {
+        self.control
+    }
+
+    pub fn free_slot(&self) -> Option<u32> {
+        self.free.first().copied()
+    }
+
+    pub fn trade_index(&self) -> &HashMap<String, u32> {
+        &self.trade_index
+    }
+
+    pub fn venue_order_index(&self) -> &HashMap<String, u32> {
+        &self.venue_index
+    }
+
+    pub fn client_order_index(&self) -> &HashMap<String, u32> {
+        &self.client_index
+    }
+
+    pub fn account(&self) -> AccountView {
+        self.account.view(self.exposure)
+    }
+
+    pub fn snapshot(&self) -> Snapshot<'_> {
+        fn sorted(m: &HashMap<String, u32>) -> BTreeMap<&str, u32> {
+            m.iter().map(|(k, v)| (k.as_str(), *v)).collect()
+        }
+        Snapshot {
+            max_slots: self.slots.len(),
+            control: self.control,
+            slots: &self.slots,
+            account: self.account(),
+            active_trade_index: sorted(&self.trade_index),
+            venue_order_index: sorted(&self.venue_index),
+            client_order_index: sorted(&self.client_index),
+        }
+    }
+
+    /// Keys changed since the last drain (slots and the account).
+    pub fn pending_changes(&self) -> usize {
+        self.dirty.len() + usize::from(self.account_dirty)
+    }
+
+    pub fn drain_changes(&mut self) -> Changes {
+        let mut slots = Vec::with_capacity(self.dirty.len());
+        for i in self.dirty.drain(..) {
+            self.is_dirty[i as usize] = false;
+            slots.push(self.slots[i as usize].clone());
+        }
+        let account = std::mem::take(&mut self.account_dirty).then(|| self.account.view(self.exposure));
+        Changes { slots, account }
+    }
+
+    // ----- control and account ------------------------------------------------
+
+    pub fn set_control(&mut self, control: Control) {
+        self.control = control;
+    }
+
+    pub fn set_seed_capital(&mut self, seed: f64) -> Result<(), InputError> {
+        self.account.set_seed_capital(seed)?;
+        self.account_dirty = true;
+        Ok(())
+    }
+
+    pub fn set_exchange_config(&mut self, update: &ExchangeConfigUpdate) -> Result<(), InputError> {
+        self.account.set_config(update)?;
+        self.account_dirty = true;
+        Ok(())
+    }
+
+    pub fn calibrate_fee(&mut self, price: f64, qty: f64, actual_fee: f64) -> Result<Calibration, InputError> {
+        let c = self.account.calibrate_fee(price, qty, actual_fee)?;
+        self.account_dirty = true;
+        Ok(c)
+    }
+
+    pub fn on_account_event(&mut self, event: &AccountEvent) -> AccountAnswer {
+        let answer = self.account.apply(event);
+        self.account_dirty |= answer.applied;
+        answer
+    }
+
+    // ----- bookkeeping shared by every change ---------------------------------
+
+    fn mark_dirty(&mut self, i: usize) {
+        if !self.is_dirty[i] {
+            self.is_dirty[i] = true;
+            self.dirty.push(i as u32);
+        }
+    }
+
+    /// After slot `i` changed: version, dirty set, free set and open figures.
+    fn touched(&mut self, i: usize, before: Exposure, was_free: bool) {
+        let slot = &mut self.slots[i];
+        slot.version += 1;
+        let now_free = slot.is_free();
+        let after = slot.exposure();
+        if was_free != now_free {
+            if now_free {
+                self.free.insert(i as u32);
+            } else {
+                self.free.remove(&(i as u32));
+            }
+        }
+        if after != before {
+            self.exposure.open += after.open - before.open;
+            self.exposure.notional += after.notional - before.notional;
+            self.exposure.unrealized += after.unrealized - before.unrealized;
+            self.account.version += 1;
+            self.account_dirty = true;
+        }
+        self.mark_dirty(i);
+    }
+
+    fn index_slot(&mut self, i: usize) {
+        let s = &self.slots[i];
+        for (kind, id) in validate::identities(s) {
+            let map = match kind {
+                "trade_id" => &mut self.trade_index,
+                "venue_client_id" => &mut self.client_index,
+                _ => &mut self.venue_index,
+            };
+            map.insert(id.to_owned(), i as u32);
+        }
+        if !s.is_free() {
+            self.asset_index.entry(s.asset.clone()).or_default().push(i as u32);
+        }
+    }
+
+    fn unindex_slot(&mut self, i: usize) {
+        let s = &self.slots[i];
+        for (kind, id) in validate::identities(s) {
+            let map = match kind {
+                "trade_id" => &mut self.trade_index,
+                "venue_client_id" => &mut self.client_index,
+                _ => &mut self.venue_index,
+            };
+            if map.get(id) == Some(&(i as u32)) {
+                map.remove(id);
+            }
+        }
+        self.unindex_asset(i);
+    }
+
+    fn unindex_asset(&mut self, i: usize) {
+        let asset = &self.slots[i].asset;
+        if let Some(list) = self.asset_index.get_mut(asset) {
+            list.retain(|&j| j as usize != i);
+            if list.is_empty() {
+                self.asset_index.remove(asset);
+            }
+        }
+    }
+
+    fn transition(&self, i: usize, prev: Stage, trigger: &'static str, ids: (&str, &str), at: Timestamp, details: Details) -> Transition {
+        let s = &self.slots[i];
+        Transition {
+            timestamp: at,
+            trade_id: s.trade_id.clone(),
+            slot_id: i as u32,
+            prev_state: prev,
+            next_state: s.fsm_state,
+            trigger,
+            intent_id: ids.0.to_owned(),
+            event_id: ids.1.to_owned(),
+            control_mode: self.control.mode,
+            control_verbosity: self.control.verbosity,
+            details: if self.control.verbosity == Verbosity::Quiet { Details::default() } else { details },
+        }
+    }
+
+    fn accepted(&self, i: usize, code: DiagnosticCode, transitions: Vec<Transition>, details: Details, order: Option<Order>) -> Outcome {
+        let s = &self.slots[i];
+        let mut details = if self.control.verbosity == Verbosity::Quiet { Details::default() } else { details };
+        if self.control.verbosity >= Verbosity::Verbose {
+            details.set("size", s.size);
+            details.set("entry_price", s.entry_price);
+            details.set("realized_pnl", s.realized_pnl);
+            details.set("version", s.version);
+        }
+        if self.control.verbosity == Verbosity::Trace {
+            details.set("k_capital", self.account.k_capital());
+            details.set("open_positions", self.exposure.open);
+        }
+        Outcome {
+            accepted: true,
+            slot_id: i as i64,
+            trade_id: s.trade_id.clone(),
+            state: s.fsm_state,
+            diagnostic_code: code,
+            severity: code.severity(),
+            transitions,
+            emitted_events: Vec::new(),
+            details,
+            order,
+        }
+    }
+
+    fn refuse_at(&self, code: DiagnosticCode, slot_id: i64, trade_id: &str, details: Details) -> Outcome {
+        let state = usize::try_from(slot_id).ok().and_then(|i| self.slots.get(i)).map_or(Stage::Idle, |s| s.fsm_state);
+        let trade = usize::try_from(slot_id)
+            .ok()
+            .and_then(|i| self.slots.get(i))
+            .filter(|s| trade_id.is_empty() && !s.trade_id.is_empty())
+            .map_or(trade_id, |s| s.trade_id.as_str());
+        Outcome::refused(code, slot_id, trade, state, details)
+    }
+
+    // ----- intents --------------------------------------------------------------
+
+    pub fn process_intent(&mut self, intent: &Intent) -> Outcome {
+        let ids = |d: Details| d.with("intent_id", intent.intent_id.as_str()).with("action", intent.action.as_str());
+        let Some(i) = usize::try_from(intent.slot_id).ok().filter(|&i| i < self.slots.len()) else {
+            let e = InputError::new("slot_id", intent.slot_id, format!("must be 0 to {}", self.slots.len() - 1));
+            return self.refuse_at(DiagnosticCode::InvalidSlotId, intent.slot_id, &intent.trade_id, ids(refusal(e)));
+        };
+        if let Err(e) = validate::intent(intent) {
+            return self.refuse_at(DiagnosticCode::InvalidIntent, intent.slot_id, &intent.trade_id, ids(refusal(e)));
+        }
+        let blocked = match intent.action {
+            Command::Enter => self.control.mode != Mode::Active,
+            Command::Exit => self.control.mode == Mode::Halted,
+            Command::Cancel => false,
+        };
+        if blocked {
+            let d = Details::default()
+                .with("reason", format!("mode {} refuses {}", self.control.mode, intent.action))
+                .with("mode", self.control.mode.as_str());
+            return self.refuse_at(DiagnosticCode::ModeBlocked, intent.slot_id, &intent.trade_id, ids(d));
+        }
+        let slot = &self.slots[i];
+        if intent.action != Command::Enter && !intent.trade_id.is_empty() && intent.trade_id != slot.trade_id {
+            let e = InputError::new("trade_id", &intent.trade_id, format!("slot {i} holds trade '{}'", slot.trade_id));
+            return self.refuse_at(DiagnosticCode::InvalidIntent, intent.slot_id, &intent.trade_id, ids(refusal(e)));
+        }
+        let trigger = Trigger::Intent(intent.action);
+        let Some(next) = lifecycle::next(slot.fsm_state, trigger) else {
+            let (code, why) = match (intent.action, slot.is_free()) {
+                (Command::Enter, _) => (DiagnosticCode::SlotBusy, format!("slot holds trade '{}' in stage {}", slot.trade_id, slot.fsm_state)),
+                (Command::Exit, false) => (DiagnosticCode::SlotBusy, format!("an order is already working in stage {}", slot.fsm_state)),
+                (Command::Exit, true) => (DiagnosticCode::InvalidTransition, format!("no open position in stage {}", slot.fsm_state)),
+                (Command::Cancel, _) => (DiagnosticCode::InvalidTransition, format!("no working order to cancel in stage {}", slot.fsm_state)),
+            };
+            let d = Details::default().with("reason", why).with("stage", slot.fsm_state.as_str());
+            return self.refuse_at(code, intent.slot_id, &intent.trade_id, ids(d));
+        };
+        match intent.action {
+            Command::Enter => self.enter(i, intent, next),
+            Command::Exit => self.exit(i, intent, next),
+            Command::Cancel => self.cancel(i, intent),
+        }
+    }
+
+    fn enter(&mut self, i: usize, intent: &Intent, next: Next) -> Outcome {
+        if let Some(&held) = self.trade_index.get(&intent.trade_id) {
+            let e = InputError::new("trade_id", &intent.trade_id, format!("is already held by slot {held}"));
+            let d = refusal(e).with("intent_id", intent.intent_id.as_str());
+            return self.refuse_at(DiagnosticCode::InvalidIntent, i as i64, &intent.trade_id, d);
+        }
+        let Next::To(stage) = next else { unreachable!("ENTER leads to one stage") };
+        self.order_seq += 1;
+        let order = Order {
+            internal_trade_id: intent.trade_id.clone(),
+            venue_client_id: format!("{}-E{}", intent.trade_id, self.order_seq),
+            side: intent.side,
+            order_type: intent.order_type,
+            intended_size: intent.target_size,
+            reason: intent.reason.clone(),
+            ..Order::default()
+        };
+        let (before, was_free) = (self.slots[i].exposure(), self.slots[i].is_free());
+        let prev = self.slots[i].fsm_state;
+        self.unindex_slot(i);
+        let fresh = Slot {
+            slot_id: i as u32,
+            trade_id: intent.trade_id.clone(),
+            asset: intent.asset.clone(),
+            side: intent.side,
+            initial_size: intent.target_size,
+            leverage: intent.leverage,
+            entry_time: Some(intent.timestamp),
+            exit_leg_ratios: intent.exit_leg_ratios.clone(),
+            active_entry_order: Some(order.clone()),
+            fsm_state: stage,
+            last_event_time: Some(intent.timestamp),
+            metadata: intent.metadata.clone(),
+            version: self.slots[i].version,
+            ..Slot::empty(i as u32)
+        };
+        let previous = std::mem::replace(&mut self.slots[i], fresh);
+        self.before_request[i] = Some(Box::new(previous));
+        self.index_slot(i);
+        self.touched(i, before, was_free);
+        let d = Details::default()
+            .with("target_size", intent.target_size)
+            .with("venue_client_id", order.venue_client_id.as_str());
+        let t = self.transition(i, prev, "ENTER", (&intent.intent_id, ""), intent.timestamp, d.clone());
+        self.accepted(i, DiagnosticCode::Ok, vec![t], d.with("intent_id", intent.intent_id.as_str()), Some(order))
+    }
+
+    fn exit(&mut self, i: usize, intent: &Intent, next: Next) -> Outcome {
+        let slot = &self.slots[i];
+        let qty = if intent.target_size > 0.0 { intent.target_size } else { slot.next_exit_size() };
+        if qty > slot.size + slot.tolerance() {
+            let e = InputError::new("target_size", intent.target_size, format!("exceeds the position size {}", slot.size));
+            let d = refusal(e).with("intent_id", intent.intent_id.as_str());
+            return self.refuse_at(DiagnosticCode::InvalidIntent, i as i64, &intent.trade_id, d);
+        }
+        let Next::To(stage) = next else { unreachable!("EXIT leads to one stage") };
+        self.order_seq += 1;
+        let order = Order {
+            internal_trade_id: slot.trade_id.clone(),
+            venue_client_id: format!("{}-X{}", slot.trade_id, self.order_seq),
+            side: slot.side.opposite(),
+            order_type: intent.order_type,
+            intended_size: qty.min(slot.size),
+            reason: intent.reason.clone(),
+            ..Order::default()
+        };
+        let (before, prev) = (slot.exposure(), slot.fsm_state);
+        self.before_request[i] = Some(Box::new(slot.clone()));
+        self.unindex_slot(i);
+        let slot = &mut self.slots[i];
+        slot.active_exit_order = Some(order.clone());
+        slot.fsm_state = stage;
+        slot.last_event_time = Some(intent.timestamp);
+        self.index_slot(i);
+        self.touched(i, before, false);
+        let d = Details::default()
+            .with("exit_size", order.intended_size)
+            .with("leg", self.slots[i].active_leg_index as i64)
+            .with("venue_client_id", order.venue_client_id.as_str());
+        let t = self.transition(i, prev, "EXIT", (&intent.intent_id, ""), intent.timestamp, d.clone());
+        self.accepted(i, DiagnosticCode::Ok, vec![t], d.with("intent_id", intent.intent_id.as_str()), Some(order))
+    }
+
+    fn cancel(&mut self, i: usize, intent: &Intent) -> Outcome {
+        let (before, stage) = (self.slots[i].exposure(), self.slots[i].fsm_state);
+        let role = if matches!(stage, Stage::ExitRequested | Stage::ExitWorking) { OrderRole::Exit } else { OrderRole::Entry };
+        let slot = &mut self.slots[i];
+        let Some(order) = slot.order_mut(role) else {
+            let d = Details::default().with("reason", format!("stage {stage} has no order to cancel"));
+            return self.refuse_at(DiagnosticCode::InvalidTransition, i as i64, &intent.trade_id, d);
+        };
+        order.status = OrderStatus::CancelRequested;
+        let order = order.clone();
+        slot.last_event_time = Some(intent.timestamp);
+        self.touched(i, before, false);
+        let d = Details::default()
+            .with("venue_client_id", order.venue_client_id.as_str())
+            .with("intent_id", intent.intent_id.as_str());
+        self.accepted(i, DiagnosticCode::Ok, Vec::new(), d, Some(order))
+    }
+
+    /// The venue adapter has handed the order of slot `slot_id` to the venue.
+    pub fn submitted(&mut self, slot_id: i64, at: Timestamp) -> Outcome {
+        let Some(i) = usize::try_from(slot_id).ok().filter(|&i| i < self.slots.len()) else {
+            let e = InputError::new("slot_id", slot_id, format!("must be 0 to {}", self.slots.len() - 1));
+            return self.refuse_at(DiagnosticCode::InvalidSlotId, slot_id, "", refusal(e));
+        };
+        let stage = self.slots[i].fsm_state;
+        let next = lifecycle::next(stage, Trigger::Submitted);
+        let role = if stage == Stage::ExitRequested { OrderRole::Exit } else { OrderRole::Entry };
+        let before = self.slots[i].exposure();
+        let (Some(next), Some(order)) = (next, self.slots[i].order_mut(role)) else {
+            let d = Details::default().with("reason", format!("stage {stage} has no order waiting to be sent"));
+            return self.refuse_at(DiagnosticCode::InvalidTransition, slot_id, "", d);
+        };
+        if order.status == OrderStatus::New {
+            order.status = OrderStatus::Sent;
+        }
+        let client_id = order.venue_client_id.clone();
+        if let Next::To(s) = next {
+            self.slots[i].fsm_state = s;
+        }
+        self.touched(i, before, false);
+        let d = Details::default().with("venue_client_id", client_id);
+        let transitions = if self.slots[i].fsm_state != stage {
+            vec![self.transition(i, stage, "SUBMITTED", ("", ""), at, d.clone())]
+        } else {
+            Vec::new()
+        };
+        self.accepted(i, DiagnosticCode::Ok, transitions, d, None)
+    }
+
+    // ----- venue events ---------------------------------------------------------
+
+    pub fn on_venue_event(&mut self, ev: &VenueEvent) -> Outcome {
+        let ids = |d: Details| d.with("event_id", ev.event_id.as_str()).with("kind", ev.kind.as_str());
+        if let Err(e) = validate::event(ev) {
+            return self.refuse_at(DiagnosticCode::InvalidEvent, ev.slot_id, &ev.trade_id, ids(refusal(e)));
+        }
+        let routed = self
+            .client_index
+            .get(&ev.venue_client_id)
+            .or_else(|| self.venue_index.get(&ev.venue_order_id))
+            .copied();
+        let Some(i) = routed.map(|i| i as usize) else {
+            let d = Details::default()
+                .with("reason", "no slot holds this order")
+                .with("venue_client_id", ev.venue_client_id.as_str())
+                .with("venue_order_id", ev.venue_order_id.as_str());
+            return self.refuse_at(DiagnosticCode::UnknownOrder, ev.slot_id, &ev.trade_id, ids(d));
+        };
+        let slot = &self.slots[i];
+        if ev.slot_id >= 0 && ev.slot_id != i as i64 {
+            let e = InputError::new("slot_id", ev.slot_id, format!("the order is held by slot {i}"));
+            return self.refuse_at(DiagnosticCode::InvalidEvent, ev.slot_id, &ev.trade_id, ids(refusal(e)));
+        }
+        if !ev.trade_id.is_empty() && ev.trade_id != slot.trade_id {
+            let e = InputError::new("trade_id", &ev.trade_id, format!("slot {i} holds trade '{}'", slot.trade_id));
+            return self.refuse_at(DiagnosticCode::InvalidEvent, i as i64, &ev.trade_id, ids(refusal(e)));
+        }
+        if slot.has_seen(&ev.event_id) {
+            let d = Details::default().with("reason", "event id already applied to this slot");
+            return self.refuse_at(DiagnosticCode::DuplicateEvent, i as i64, "", ids(d));
+        }
+        let role = slot.order_role(&ev.venue_client_id, &ev.venue_order_id).expect("indexed orders belong to their slot");
+        let trigger = match role {
+            OrderRole::Entry => Trigger::Entry(ev.kind),
+            OrderRole::Exit => Trigger::Exit(ev.kind),
+        };
+        let Some(next) = lifecycle::next(slot.fsm_state, trigger) else {
+            let d = Details::default()
+                .with("reason", format!("{} of the {} order does not fit stage {}", ev.kind, role_name(role), slot.fsm_state))
+                .with("stage", slot.fsm_state.as_str());
+            return self.refuse_at(DiagnosticCode::InvalidTransition, i as i64, "", ids(d));
+        };
+        let order = slot.order(role).expect("the role was found on this slot");
+        let is_fill = matches!(ev.kind, EventKind::Fill | EventKind::PartialFill);
+        if is_fill && ev.size > order.remaining() + slot.tolerance() {
+            let d = Details::default()
+                .with("reason", format!("fill of {} exceeds the {} left of the order", ev.size, order.remaining()))
+                .with("field", "size")
+                .with("value", ev.size)
+                .with("intended_size", order.intended_size)
+                .with("filled_size", order.filled_size);
+            return self.refuse_at(DiagnosticCode::Overfill, i as i64, "", ids(d));
+        }
+        if next == Next::Restore && self.before_request[i].is_none() {
+            let d = Details::default().with("reason", "no request to roll back");
+            return self.refuse_at(DiagnosticCode::InvalidTransition, i as i64, "", ids(d));
+        }
+        self.apply_event(i, ev, role, trigger, next)
+    }
+
+    fn apply_event(&mut self, i: usize, ev: &VenueEvent, role: OrderRole, trigger: Trigger, next: Next) -> Outcome {
+        let (before, was_free, prev) = (self.slots[i].exposure(), self.slots[i].is_free(), self.slots[i].fsm_state);
+        let mut d = Details::default();
+        let mut code = DiagnosticCode::Ok;
+        if next == Next::Restore {
+            let restored = self.before_request[i].take().expect("checked before applying");
+            let version = self.slots[i].version;
+            self.unindex_slot(i);
+            self.slots[i] = Slot { version, ..*restored };
+            self.index_slot(i);
+            code = DiagnosticCode::RateLimited;
+            d.set("reason", if ev.reason.is_empty() { "RATE_LIMITED".to_owned() } else { ev.reason.clone() });
+            d.set("retryable", true);
+            d.set("retry_after_ms", ev.retry_after_ms);
+        } else {
+            self.before_request[i] = None;
+            if !ev.venue_order_id.is_empty() {
+                self.assign_venue_order_id(i, role, &ev.venue_order_id);
+            }
+            let fee = match ev.kind {
+                EventKind::Fill | EventKind::PartialFill => {
+                    d.set("price", ev.price);
+                    d.set("qty", ev.size);
+                    Some(self.apply_fill(i, ev, role))
+                }
+                _ => None,
+            };
+            let slot = &mut self.slots[i];
+            let order = slot.order_mut(role).expect("the role was found on this slot");
+            order.status = match ev.kind {
+                EventKind::OrderAck => OrderStatus::Acked,
+                EventKind::PartialFill => OrderStatus::PartiallyFilled,
+                EventKind::Fill => OrderStatus::Filled,
+                EventKind::Cancelled => OrderStatus::Cancelled,
+                EventKind::Expired => OrderStatus::Expired,
+                EventKind::Rejected => OrderStatus::Rejected,
+                EventKind::RateLimited => unreachable!("rate limits restore"),
+            };
+            let close_reason = match role {
+                OrderRole::Entry => ev.kind.as_str().to_owned(),
+                OrderRole::Exit if order.reason.is_empty() => "EXIT".to_owned(),
+                OrderRole::Exit => order.reason.clone(),
+            };
+            slot.fsm_state = match next {
+                Next::To(s) => s,
+                Next::Stay => slot.fsm_state,
+                Next::OpenIfFilled if slot.size > 0.0 => Stage::PositionOpen,
+                Next::ClosedIfFlat if slot.size > 0.0 => Stage::PositionOpen,
+                Next::OpenIfFilled | Next::ClosedIfFlat => Stage::Closed,
+                Next::Restore => unreachable!("handled above"),
+            };
+            if slot.fsm_state == Stage::PositionOpen && role == OrderRole::Entry {
+                // An entry that ends short of its target opens what it got.
+                slot.initial_size = slot.size;
+            }
+            if slot.fsm_state == Stage::PositionOpen {
+                slot.advance_legs();
+            }
+            if slot.fsm_state == Stage::Closed {
+                slot.closed = true;
+                slot.close_reason = close_reason;
+                slot.unrealized_pnl = 0.0;
+                d.set("close_reason", slot.close_reason.as_str());
+            }
+            if let Some(fee) = fee {
+                d.set("predicted_fee", fee);
+            }
+            if self.slots[i].fsm_state == Stage::Closed {
+                self.unindex_asset(i);
+            }
+        }
+        let slot = &mut self.slots[i];
+        slot.last_event_time = Some(ev.timestamp);
+        slot.remember(&ev.event_id, self.seen_capacity);
+        self.touched(i, before, was_free);
+        let t = self.transition(i, prev, trigger.name(), ("", &ev.event_id), ev.timestamp, d.clone());
+        self.accepted(i, code, vec![t], d.with("event_id", ev.event_id.as_str()), None)
+    }
+
+    fn assign_venue_order_id(&mut self, i: usize, role: OrderRole, venue_id: &str) {
+        let order = self.slots[i].order_mut(role).expect("the role was found on this slot");
+        if order.venue_order_id == venue_id {
+            return;
+        }
+        let old = std::mem::replace(&mut order.venue_order_id, venue_id.to_owned());
+        if self.venue_index.get(&old) == Some(&(i as u32)) {
+            self.venue_index.remove(&old);
+        }
+        self.venue_index.insert(venue_id.to_owned(), i as u32);
+    }
+
+    /// Sizes, prices and PnL of one execution; returns the fee predicted for it.
+    fn apply_fill(&mut self, i: usize, ev: &VenueEvent, role: OrderRole) -> f64 {
+        let slot = &mut self.slots[i];
+        let (price, qty) = (ev.price, ev.size);
+        let order = slot.order_mut(role).expect("the role was found on this slot");
+        order.apply_fill(price, qty);
+        let order_type = order.order_type;
+        let realized = match role {
+            OrderRole::Entry => {
+                let size = slot.size + qty;
+                slot.entry_price = (slot.entry_price * slot.size + price * qty) / size;
+                slot.size = size;
+                0.0
+            }
+            OrderRole::Exit => {
+                let pnl = slot.side.sign() * (price - slot.entry_price) * qty;
+                slot.realized_pnl += pnl;
+                slot.size -= qty;
+                if slot.size <= slot.tolerance() {
+                    slot.size = 0.0;
+                }
+                pnl
+            }
+        };
+        slot.refresh_unrealized();
+        self.account_dirty = true;
+        self.account.on_fill(&ev.event_id, price, qty, order_type, realized)
+    }
+
+    // ----- prices -----------------------------------------------------------------
+
+    /// Marks every live trade of `asset` at `price`; returns how many it touched.
+    pub fn mark_price(&mut self, asset: &str, price: f64) -> Result<usize, InputError> {
+        crate::error::check_number("price", price, 0.0, true)?;
+        // Taken out while marking so `touched` can borrow the kernel; put back below.
+        let Some(slots) = self.asset_index.get_mut(asset).map(std::mem::take) else { return Ok(0) };
+        for &j in &slots {
+            let i = j as usize;
+            let before = self.slots[i].exposure();
+            let s = &mut self.slots[i];
+            if s.last_mark_price == price {
+                continue;
+            }
+            s.last_mark_price = price;
+            s.refresh_unrealized();
+            self.touched(i, before, false);
+        }
+        let n = slots.len();
+        if let Some(list) = self.asset_index.get_mut(asset) {
+            *list = slots;
+        }
+        Ok(n)
+    }
+
+    // ----- replacing state from outside ---------------------------------------
+
+    /// Replaces one slot after checking it alone and against the others' ids.
+    pub fn set_slot(&mut self, slot: Slot) -> Result<(), InputError> {
+        validate::slot(&slot, self.slots.len(), "")?;
+        let i = slot.slot_id as usize;
+        for (kind, id) in validate::identities(&slot) {
+            let map = match kind {
+                "trade_id" => &self.trade_index,
+                "venue_client_id" => &self.client_index,
+                _ => &self.venue_index,
+            };
+            if let Some(&other) = map.get(id).filter(|&&j| j as usize != i) {
+                return Err(InputError::new(kind, id, format!("is already held by slot {other}")));
+            }
+        }
+        self.replace_slot(slot);
+        Ok(())
+    }
+
+    fn replace_slot(&mut self, mut slot: Slot) {
+        let i = slot.slot_id as usize;
+        let (before, was_free) = (self.slots[i].exposure(), self.slots[i].is_free());
+        slot.version = slot.version.max(self.slots[i].version);
+        while slot.seen_event_ids.len() > self.seen_capacity {
+            slot.seen_event_ids.pop_front();
+        }
+        self.unindex_slot(i);
+        self.slots[i] = slot;
+        self.before_request[i] = None;
+        self.index_slot(i);
+        self.touched(i, before, was_free);
+    }
+
+    /// Replaces every slot with the given set (slots left out become IDLE),
+    /// after checking the whole set; an invalid set changes nothing.
+    pub fn reconcile_from_slots(&mut self, slots: Vec<Slot>, at: Timestamp) -> Outcome {
+        if let Err(e) = validate::slot_set(&slots, self.slots.len()) {
+            return Outcome::refused(DiagnosticCode::InvalidSlots, -1, "", Stage::Idle, refusal(e));
+        }
+        let mut given: Vec<Option<Slot>> = vec![None; self.slots.len()];
+        let count = slots.len();
+        for s in slots {
+            let i = s.slot_id as usize;
+            given[i] = Some(s);
+        }
+        let mut transitions = Vec::new();
+        for (i, s) in given.into_iter().enumerate() {
+            let prev = self.slots[i].fsm_state;
+            let s = s.unwrap_or_else(|| Slot::empty(i as u32));
+            if s == self.slots[i] {
+                continue;
+            }
+            self.replace_slot(s);
+            if self.slots[i].fsm_state != prev {
+                let d = Details::default().with("reason", "reconcile");
+                transitions.push(self.transition(i, prev, "RECONCILE", ("", ""), at, d));
+            }
+        }
+        Outcome {
+            accepted: true,
+            slot_id: -1,
+            trade_id: String::new(),
+            state: Stage::Idle,
+            diagnostic_code: DiagnosticCode::Ok,
+            severity: Severity::Info,
+            transitions,
+            emitted_events: Vec::new(),
+            details: Details::default().with("slots", count as u64),
+            order: None,
+        }
+    }
+
+    // ----- checkpoints ------------------------------------------------------------
+
+    /// The whole kernel as msgpack bytes; `restore` gives back an identical kernel.
+    pub fn checkpoint(&self) -> Vec<u8> {
+        let cp = Checkpoint {
+            format: CHECKPOINT_FORMAT.to_owned(),
+            seen_capacity: self.seen_capacity,
+            control: self.control,
+            order_seq: self.order_seq,
+            account: self.account.clone(),
+            slots: self.slots.clone(),
+            before_request: self.before_request.iter().map(|b| b.as_deref().cloned()).collect(),
+        };
+        rmp_serde::to_vec_named(&cp).expect("kernel state is always serializable")
+    }
+
+    pub fn restore(bytes: &[u8]) -> Result<Kernel, InputError> {
+        let cp: Checkpoint = rmp_serde::from_slice(bytes)
+            .map_err(|e| InputError::new("checkpoint", format!("{} bytes", bytes.len()), format!("is not a dita checkpoint: {e}")))?;
+        if cp.format != CHECKPOINT_FORMAT {
+            return Err(InputError::new("checkpoint.format", &cp.format, format!("expected {CHECKPOINT_FORMAT}")));
+        }
+        let n = cp.slots.len();
+        if cp.before_request.len() != n || cp.slots.iter().enumerate().any(|(i, s)| s.slot_id as usize != i) {
+            return Err(InputError::new("checkpoint.slots", n, "slots must be stored in slot id order, one per slot"));
+        }
+        validate::slot_set(&cp.slots, n)?;
+        let mut k = Kernel::with_seen_capacity(n, cp.seen_capacity)?;
+        k.control = cp.control;
+        k.order_seq = cp.order_seq;
+        k.account = cp.account;
+        k.account.rebuild_lookups();
+        k.slots = cp.slots;
+        k.before_request = cp.before_request.into_iter().map(|b| b.map(Box::new)).collect();
+        k.rebuild_derived();
+        Ok(k)
+    }
+
+    /// Indices, free set and open figures, recomputed from the slots.
+    fn rebuild_derived(&mut self) {
+        self.trade_index.clear();
+        self.venue_index.clear();
+        self.client_index.clear();
+        self.asset_index.clear();
+        self.free.clear();
+        self.exposure = Exposure::default();
+        for i in 0..self.slots.len() {
+            self.index_slot(i);
+            let s = &self.slots[i];
+            if s.is_free() {
+                self.free.insert(i as u32);
+            }
+            let e = s.exposure();
+            self.exposure.open += e.open;
+            self.exposure.notional += e.notional;
+            self.exposure.unrealized += e.unrealized;
+        }
+    }
+}
+
+fn role_name(role: OrderRole) -> &'static str {
+    match role {
+        OrderRole::Entry => "entry",
+        OrderRole::Exit => "exit",
+    }
+}

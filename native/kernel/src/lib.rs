@@ -1,0 +1,30 @@
+//! dita's execution kernel, in plain Rust.
+//!
+//! A fixed array of trade slots, each driven through its order lifecycle by
+//! intents from a strategy and events from a venue; an account that keeps the
+//! kernel's own capital figure against the exchange's; change tracking for
+//! projections; msgpack checkpoints. Nothing here knows about Python: the
+//! binding crate converts types and maps errors.
+
+pub mod account;
+pub mod error;
+pub mod kernel;
+pub mod lifecycle;
+pub mod messages;
+pub mod order;
+pub mod outcome;
+pub mod slot;
+pub mod testkit;
+pub mod time;
+pub mod types;
+pub mod validate;
+
+pub use account::{AccountEvent, AccountView, Calibration, ExchangeConfig, ExchangeConfigUpdate};
+pub use error::InputError;
+pub use kernel::{Changes, Control, Kernel};
+pub use messages::{Intent, VenueEvent};
+pub use order::{Metadata, Order};
+pub use outcome::{Detail, Details, Outcome, Transition};
+pub use slot::Slot;
+pub use time::Timestamp;
+pub use types::*;

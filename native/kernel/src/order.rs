@@ -1,0 +1,67 @@
+//! An order the kernel asked a venue to work.
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::{OrderStatus, OrderType, Side};
+
+pub type Metadata = serde_json::Map<String, serde_json::Value>;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Order {
+    pub internal_trade_id: String,
+    pub venue_order_id: String,
+    pub venue_client_id: String,
+    pub side: Side,
+    pub order_type: OrderType,
+    pub intended_size: f64,
+    pub filled_size: f64,
+    pub average_fill_price: f64,
+    pub status: OrderStatus,
+    /// The intent's reason, kept so a closing fill can say why the trade closed.
+    pub reason: String,
+    pub metadata: Metadata,
+}
+
+impl Default for Order {
+    fn default() -> Self {
+        Order {
+            internal_trade_id: String::new(),
+            venue_order_id: String::new(),
+            venue_client_id: String::new(),
+            side: Side::Flat,
+            order_type: OrderType::Market,
+            intended_size: 0.0,
+            filled_size: 0.0,
+            average_fill_price: 0.0,
+            status: OrderStatus::New,
+            reason: String::new(),
+            metadata: Metadata::new(),
+        }
+    }
+}
+
+impl Order {
+    pub fn remaining(&self) -> f64 {
+        (self.intended_size - self.filled_size).max(0.0)
+    }
+
+    /// Still at the venue: a cancel can reach it and events can follow.
+    pub fn is_working(&self) -> bool {
+        matches!(
+            self.status,
+            OrderStatus::New
+                | OrderStatus::Sent
+                | OrderStatus::Acked
+                | OrderStatus::PartiallyFilled
+                | OrderStatus::CancelRequested
+        )
+    }
+
+    /// Records one execution and moves the average fill price.
+    pub fn apply_fill(&mut self, price: f64, qty: f64) {
+        let filled = self.filled_size + qty;
+        self.average_fill_price = (self.average_fill_price * self.filled_size + price * qty) / filled;
+        self.filled_size = filled;
+    }
+}

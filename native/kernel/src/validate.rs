@@ -1,0 +1,182 @@
+//! Checks on what callers hand the kernel, before anything changes.
+
+use std::collections::HashMap;
+
+use crate::error::{check_number, InputError, MAX_MAGNITUDE};
+use crate::messages::{Intent, VenueEvent};
+use crate::order::Order;
+use crate::slot::Slot;
+use crate::types::{Command, EventKind, OrderType, Side, Stage};
+
+/// Legs beyond this are a mistake, and a slot's memory stays bounded.
+pub const MAX_EXIT_LEGS: usize = 64;
+const RATIO_SUM_TOLERANCE: f64 = 1e-6;
+
+pub fn exit_leg_ratios(field: &str, ratios: &[f64]) -> Result<(), InputError> {
+    if ratios.is_empty() || ratios.len() > MAX_EXIT_LEGS {
+        return Err(InputError::new(field, format!("{ratios:?}"), format!("needs 1 to {MAX_EXIT_LEGS} legs")));
+    }
+    for (k, r) in ratios.iter().enumerate() {
+        check_number(&format!("{field}[{k}]"), *r, 0.0, true)?;
+    }
+    let sum: f64 = ratios.iter().sum();
+    if (sum - 1.0).abs() > RATIO_SUM_TOLERANCE {
+        return Err(InputError::new(field, format!("{ratios:?}"), format!("must sum to 1, sums to {sum}")));
+    }
+    Ok(())
+}
+
+pub fn intent(intent: &Intent) -> Result<(), InputError> {
+    check_number("reference_price", intent.reference_price, 0.0, false)?;
+    check_number("target_size", intent.target_size, 0.0, false)?;
+    check_number("limit_price", intent.limit_price, 0.0, false)?;
+    check_number("leverage", intent.leverage, 0.0, false)?;
+    if intent.action != Command::Enter {
+        return Ok(());
+    }
+    if intent.trade_id.is_empty() {
+        return Err(InputError::new("trade_id", "''", "is required to ENTER"));
+    }
+    if intent.asset.is_empty() {
+        return Err(InputError::new("asset", "''", "is required to ENTER"));
+    }
+    if intent.side == Side::Flat {
+        return Err(InputError::new("side", "FLAT", "an ENTER must be LONG or SHORT"));
+    }
+    check_number("target_size", intent.target_size, 0.0, true)?;
+    check_number("leverage", intent.leverage, 0.0, true)?;
+    if intent.order_type == OrderType::Limit {
+        check_number("limit_price", intent.limit_price, 0.0, true)?;
+    }
+    exit_leg_ratios("exit_leg_ratios", &intent.exit_leg_ratios)
+}
+
+pub fn event(event: &VenueEvent) -> Result<(), InputError> {
+    if event.event_id.is_empty() {
+        return Err(InputError::new("event_id", "''", "is required: venue events are applied once per id"));
+    }
+    if event.venue_client_id.is_empty() && event.venue_order_id.is_empty() {
+        return Err(InputError::new("venue_client_id", "''", "an event needs venue_client_id or venue_order_id"));
+    }
+    check_number("price", event.price, 0.0, false)?;
+    check_number("size", event.size, 0.0, false)?;
+    check_number("filled_size", event.filled_size, 0.0, false)?;
+    check_number("remaining_size", event.remaining_size, 0.0, false)?;
+    if matches!(event.kind, EventKind::Fill | EventKind::PartialFill) {
+        check_number("price", event.price, 0.0, true)?;
+        check_number("size", event.size, 0.0, true)?;
+    }
+    Ok(())
+}
+
+fn order(field: &str, o: &Order) -> Result<(), InputError> {
+    check_number(&format!("{field}.intended_size"), o.intended_size, 0.0, false)?;
+    check_number(&format!("{field}.filled_size"), o.filled_size, 0.0, false)?;
+    check_number(&format!("{field}.average_fill_price"), o.average_fill_price, 0.0, false)?;
+    if o.filled_size > o.intended_size * (1.0 + 1e-9) + 1e-12 {
+        return Err(InputError::new(
+            format!("{field}.filled_size"),
+            o.filled_size,
+            format!("exceeds intended_size {}", o.intended_size),
+        ));
+    }
+    if o.venue_client_id.is_empty() && o.venue_order_id.is_empty() {
+        return Err(InputError::new(format!("{field}.venue_client_id"), "''", "an order needs a client or venue order id"));
+    }
+    Ok(())
+}
+
+/// One slot on its own: numbers in range, and a stage its data can be in.
+pub fn slot(s: &Slot, max_slots: usize, prefix: &str) -> Result<(), InputError> {
+    let f = |name: &str| format!("{prefix}{name}");
+    if s.slot_id as usize >= max_slots {
+        return Err(InputError::new(f("slot_id"), s.slot_id, format!("must be below max_slots {max_slots}")));
+    }
+    check_number(&f("entry_price"), s.entry_price, 0.0, false)?;
+    check_number(&f("size"), s.size, 0.0, false)?;
+    check_number(&f("initial_size"), s.initial_size, 0.0, false)?;
+    check_number(&f("leverage"), s.leverage, 0.0, false)?;
+    check_number(&f("unrealized_pnl"), s.unrealized_pnl, -MAX_MAGNITUDE, false)?;
+    check_number(&f("realized_pnl"), s.realized_pnl, -MAX_MAGNITUDE, false)?;
+    check_number(&f("last_mark_price"), s.last_mark_price, 0.0, false)?;
+    exit_leg_ratios(&f("exit_leg_ratios"), &s.exit_leg_ratios)?;
+    if s.active_leg_index as usize >= s.exit_leg_ratios.len() {
+        return Err(InputError::new(
+            f("active_leg_index"),
+            s.active_leg_index,
+            format!("must be below the number of legs {}", s.exit_leg_ratios.len()),
+        ));
+    }
+    if let Some(o) = &s.active_entry_order {
+        order(&f("active_entry_order"), o)?;
+    }
+    if let Some(o) = &s.active_exit_order {
+        order(&f("active_exit_order"), o)?;
+    }
+    let stage = s.fsm_state;
+    if s.closed != (stage == Stage::Closed) {
+        return Err(InputError::new(f("closed"), s.closed, format!("must be {} in stage {stage}", stage == Stage::Closed)));
+    }
+    if stage == Stage::Idle {
+        return Ok(());
+    }
+    if s.trade_id.is_empty() {
+        return Err(InputError::new(f("trade_id"), "''", format!("a slot in stage {stage} holds a trade")));
+    }
+    if s.asset.is_empty() {
+        return Err(InputError::new(f("asset"), "''", format!("a slot in stage {stage} holds a trade of some asset")));
+    }
+    if s.side == Side::Flat {
+        return Err(InputError::new(f("side"), "FLAT", format!("a slot in stage {stage} is LONG or SHORT")));
+    }
+    let needs_position = matches!(stage, Stage::PositionOpen | Stage::ExitRequested | Stage::ExitWorking);
+    if needs_position && s.size <= 0.0 {
+        return Err(InputError::new(f("size"), s.size, format!("must be positive in stage {stage}")));
+    }
+    let entry_pending = matches!(stage, Stage::OrderRequested | Stage::OrderSent | Stage::EntryWorking);
+    if entry_pending && s.active_entry_order.is_none() {
+        return Err(InputError::new(f("active_entry_order"), "None", format!("stage {stage} works an entry order")));
+    }
+    if matches!(stage, Stage::ExitRequested | Stage::ExitWorking) && s.active_exit_order.is_none() {
+        return Err(InputError::new(f("active_exit_order"), "None", format!("stage {stage} works an exit order")));
+    }
+    Ok(())
+}
+
+/// A whole set of slots: each valid, no slot id twice, no trade or order in two slots.
+pub fn slot_set(slots: &[Slot], max_slots: usize) -> Result<(), InputError> {
+    let mut slot_ids: HashMap<u32, usize> = HashMap::new();
+    let mut ids: HashMap<(&str, &str), usize> = HashMap::new();
+    for (k, s) in slots.iter().enumerate() {
+        let prefix = format!("slots[{k}].");
+        slot(s, max_slots, &prefix)?;
+        if let Some(first) = slot_ids.insert(s.slot_id, k) {
+            return Err(InputError::new(format!("{prefix}slot_id"), s.slot_id, format!("also given at slots[{first}]")));
+        }
+        for (kind, id) in identities(s) {
+            if let Some(first) = ids.insert((kind, id), k) {
+                if first != k {
+                    return Err(InputError::new(format!("{prefix}{kind}"), id, format!("is also held by slots[{first}]")));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The ids an index maps to this slot: (index name, id).
+pub fn identities(s: &Slot) -> Vec<(&'static str, &str)> {
+    let mut out = Vec::with_capacity(5);
+    if !s.trade_id.is_empty() && s.fsm_state != Stage::Idle {
+        out.push(("trade_id", s.trade_id.as_str()));
+    }
+    for o in [&s.active_entry_order, &s.active_exit_order].into_iter().flatten() {
+        if !o.venue_client_id.is_empty() {
+            out.push(("venue_client_id", o.venue_client_id.as_str()));
+        }
+        if !o.venue_order_id.is_empty() {
+            out.push(("venue_order_id", o.venue_order_id.as_str()));
+        }
+    }
+    out
+}

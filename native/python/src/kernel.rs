@@ -1,0 +1,187 @@
+//! The kernel as a Python class: each method converts, calls the core, converts back.
+
+use dita_kernel::account::AccountEvent;
+use dita_kernel::{Control, ExchangeConfigUpdate, Kernel, Mode, Slot, Verbosity};
+use pyo3::exceptions::{PyIndexError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList};
+
+use crate::contracts::{PyIntent, PyOutcome, PySlot, PyVenueEvent};
+use crate::convert::{from_py, guard, input_error, timestamp_arg, to_py, ToPy};
+
+#[pyclass(module = "dita._native", name = "Kernel")]
+pub struct PyKernel {
+    core: Kernel,
+}
+
+fn parse_enum<T>(field: &str, text: &str, parse: fn(&str) -> Option<T>, all: &[&str]) -> PyResult<T> {
+    parse(text).ok_or_else(|| PyValueError::new_err(format!("{field} = '{text}': must be one of {}", all.join(", "))))
+}
+
+#[pymethods]
+impl PyKernel {
+    #[new]
+    #[pyo3(signature = (max_slots = 10, *, seen_event_capacity = 64))]
+    fn new(max_slots: usize, seen_event_capacity: usize) -> PyResult<Self> {
+        Ok(PyKernel { core: Kernel::with_seen_capacity(max_slots, seen_event_capacity).map_err(input_error)? })
+    }
+
+    #[getter]
+    fn max_slots(&self) -> usize {
+        self.core.max_slots()
+    }
+
+    fn process_intent(&mut self, intent: PyRef<'_, PyIntent>) -> PyResult<PyOutcome> {
+        guard(|| PyOutcome { inner: self.core.process_intent(&intent.inner) })
+    }
+
+    /// The venue adapter handed the slot's order to the venue (ORDER_REQUESTED -> ORDER_SENT).
+    #[pyo3(signature = (slot_id, timestamp = None))]
+    fn submitted(&mut self, slot_id: i64, timestamp: Option<&Bound<'_, PyAny>>) -> PyResult<PyOutcome> {
+        let at = timestamp_arg("timestamp", timestamp)?;
+        guard(|| PyOutcome { inner: self.core.submitted(slot_id, at) })
+    }
+
+    fn on_venue_event(&mut self, event: PyRef<'_, PyVenueEvent>) -> PyResult<PyOutcome> {
+        guard(|| PyOutcome { inner: self.core.on_venue_event(&event.inner) })
+    }
+
+    fn mark_price(&mut self, asset: &str, price: f64) -> PyResult<usize> {
+        guard(|| self.core.mark_price(asset, price))?.map_err(input_error)
+    }
+
+    fn slot(&self, slot_id: i64) -> PyResult<PySlot> {
+        usize::try_from(slot_id)
+            .ok()
+            .and_then(|i| self.core.slot(i))
+            .map(|s| PySlot { inner: s.clone() })
+            .ok_or_else(|| PyIndexError::new_err(format!("slot_id = {slot_id}: must be 0 to {}", self.core.max_slots() - 1)))
+    }
+
+    /// Overwrites one slot, bypassing the lifecycle; checked like reconcile.
+    fn set_slot(&mut self, slot: PyRef<'_, PySlot>) -> PyResult<()> {
+        guard(|| self.core.set_slot(slot.inner.clone()))?.map_err(input_error)
+    }
+
+    fn free_slot(&self) -> Option<u32> {
+        self.core.free_slot()
+    }
+
+    #[pyo3(signature = (slots, timestamp = None))]
+    fn reconcile_from_slots(&mut self, slots: &Bound<'_, PyAny>, timestamp: Option<&Bound<'_, PyAny>>) -> PyResult<PyOutcome> {
+        let at = timestamp_arg("timestamp", timestamp)?;
+        let mut parsed: Vec<Slot> = Vec::new();
+        for (k, item) in slots.try_iter()?.enumerate() {
+            let item = item?;
+            parsed.push(match item.downcast::<PySlot>() {
+                Ok(s) => s.get().inner.clone(),
+                Err(_) => from_py(&item, &format!("slots[{k}]"))?,
+            });
+        }
+        guard(|| PyOutcome { inner: self.core.reconcile_from_slots(parsed, at) })
+    }
+
+    #[pyo3(signature = (mode, verbosity, journal = false))]
+    fn set_control(&mut self, mode: &str, verbosity: &str, journal: bool) -> PyResult<()> {
+        let mode = parse_enum("mode", mode, Mode::parse, &Mode::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>())?;
+        let verbosity = parse_enum(
+            "verbosity",
+            verbosity,
+            Verbosity::parse,
+            &Verbosity::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>(),
+        )?;
+        self.core.set_control(Control { mode, verbosity, journal });
+        Ok(())
+    }
+
+    #[getter]
+    fn mode(&self, py: Python<'_>) -> PyResult<PyObject> {
+        self.core.control().mode.to_py(py)
+    }
+
+    #[getter]
+    fn verbosity(&self, py: Python<'_>) -> PyResult<PyObject> {
+        self.core.control().verbosity.to_py(py)
+    }
+
+    #[getter]
+    fn journal(&self) -> bool {
+        self.core.control().journal
+    }
+
+    fn set_seed_capital(&mut self, seed: f64) -> PyResult<()> {
+        self.core.set_seed_capital(seed).map_err(input_error)
+    }
+
+    fn set_exchange_config(&mut self, config: &Bound<'_, PyAny>) -> PyResult<()> {
+        let update: ExchangeConfigUpdate = from_py(config, "exchange_config")?;
+        self.core.set_exchange_config(&update).map_err(input_error)
+    }
+
+    fn calibrate_fee<'py>(&mut self, py: Python<'py>, fill_price: f64, fill_qty: f64, actual_fee: f64) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.core.calibrate_fee(fill_price, fill_qty, actual_fee).map_err(input_error)?;
+        to_py(py, &c)
+    }
+
+    /// Applies one account event; the answer is the account after it, plus
+    /// applied, diagnostic_code and details (why it was refused, if it was).
+    fn on_account_event<'py>(&mut self, py: Python<'py>, event: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let event: AccountEvent = from_py(event, "account_event")?;
+        let answer = guard(|| self.core.on_account_event(&event))?;
+        let out = to_py(py, &self.core.account())?.downcast_into::<PyDict>()?;
+        out.set_item("applied", answer.applied)?;
+        out.set_item("diagnostic_code", answer.diagnostic_code.to_py(py)?)?;
+        out.set_item("details", answer.details.to_py(py)?)?;
+        Ok(out.into_any())
+    }
+
+    fn account<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_py(py, &self.core.account())
+    }
+
+    /// The whole kernel as plain data: control, every slot, account, indices.
+    fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_py(py, &self.core.snapshot())
+    }
+
+    fn trade_index<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_py(py, self.core.trade_index())
+    }
+
+    fn venue_order_index<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_py(py, self.core.venue_order_index())
+    }
+
+    fn client_order_index<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_py(py, self.core.client_order_index())
+    }
+
+    fn pending_changes(&self) -> usize {
+        self.core.pending_changes()
+    }
+
+    /// Each slot changed since the last drain, once, in its latest state, and
+    /// the account if it changed (else None).
+    fn drain_changes<'py>(&mut self, py: Python<'py>) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyAny>)> {
+        let changes = self.core.drain_changes();
+        let slots = changes
+            .slots
+            .into_iter()
+            .map(|s| Bound::new(py, PySlot { inner: s }))
+            .collect::<PyResult<Vec<_>>>()?;
+        let account = match &changes.account {
+            Some(a) => to_py(py, a)?,
+            None => py.None().into_bound(py),
+        };
+        Ok((PyList::new(py, slots)?, account))
+    }
+
+    fn checkpoint<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.core.checkpoint())
+    }
+
+    #[staticmethod]
+    fn restore(data: &[u8]) -> PyResult<PyKernel> {
+        Ok(PyKernel { core: Kernel::restore(data).map_err(input_error)? })
+    }
+}
