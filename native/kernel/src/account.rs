@@ -1,11 +1,14 @@
 //! The account: the kernel's own capital figure (K) against the exchange's (E),
 //! and the fee model that lets K follow E before fees are settled.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
+
+use rustc_hash::FxHashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{check_number, InputError, MAX_MAGNITUDE};
+use crate::order::Id;
 use crate::outcome::Details;
 use crate::slot::Exposure;
 use crate::time::Timestamp;
@@ -144,13 +147,13 @@ pub struct Account {
     pub calibration_ratio: f64,
     pub calibration_samples: u64,
     /// fill id -> predicted fee, oldest first.
-    pub pending_fees: VecDeque<(String, f64)>,
+    pub pending_fees: VecDeque<(Id, f64)>,
     pub seen_event_ids: VecDeque<String>,
     pub version: u64,
     #[serde(skip)]
     seen_lookup: HashSet<String>,
     #[serde(skip)]
-    pending_lookup: HashMap<String, f64>,
+    pending_lookup: FxHashMap<Id, f64>,
 }
 
 impl Default for Account {
@@ -169,7 +172,7 @@ impl Default for Account {
             seen_event_ids: VecDeque::new(),
             version: 0,
             seen_lookup: HashSet::new(),
-            pending_lookup: HashMap::new(),
+            pending_lookup: FxHashMap::default(),
         }
     }
 }
@@ -250,12 +253,12 @@ impl Account {
     }
 
     /// Books an execution: realized PnL and the fee predicted for it.
-    pub fn on_fill(&mut self, fill_id: &str, price: f64, qty: f64, order_type: OrderType, realized: f64) -> f64 {
+    pub fn on_fill(&mut self, fill_id: &Id, price: f64, qty: f64, order_type: OrderType, realized: f64) -> f64 {
         let fee = self.config.fee(price, qty, order_type) * self.calibration_ratio;
         self.k_realized_pnl += realized;
         self.k_fees_paid += fee;
-        if self.pending_lookup.insert(fill_id.to_owned(), fee).is_none() {
-            self.pending_fees.push_back((fill_id.to_owned(), fee));
+        if self.pending_lookup.insert(fill_id.clone(), fee).is_none() {
+            self.pending_fees.push_back((fill_id.clone(), fee));
         }
         while self.pending_fees.len() > PENDING_FEE_CAPACITY {
             if let Some((id, _)) = self.pending_fees.pop_front() {
@@ -358,9 +361,9 @@ impl Account {
         match event.kind {
             AccountEventKind::FillSettled => {
                 let actual = event.fee.unwrap_or(0.0);
-                let predicted = match self.pending_lookup.remove(&event.fill_id) {
+                let predicted = match self.pending_lookup.remove(event.fill_id.as_str()) {
                     Some(p) => {
-                        self.pending_fees.retain(|(id, _)| id != &event.fill_id);
+                        self.pending_fees.retain(|(id, _)| **id != *event.fill_id);
                         p
                     }
                     None => 0.0,

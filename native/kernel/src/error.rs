@@ -24,7 +24,17 @@ impl fmt::Display for InputError {
 impl std::error::Error for InputError {}
 
 /// A float that must be finite and at least `min` (`strict` makes it greater than).
+#[inline]
 pub fn check_number(field: &str, value: f64, min: f64, strict: bool) -> Result<f64, InputError> {
+    let in_range = if strict { value > min } else { value >= min };
+    if in_range && value.abs() <= MAX_MAGNITUDE {
+        return Ok(value);
+    }
+    refuse_number(field, value, min, strict)
+}
+
+#[cold]
+fn refuse_number(field: &str, value: f64, min: f64, strict: bool) -> Result<f64, InputError> {
     if !value.is_finite() {
         return Err(InputError::new(field, value, "must be a finite number"));
     }

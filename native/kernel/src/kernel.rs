@@ -6,7 +6,9 @@
 //! a constant number of index entries: its cost does not grow with the
 //! number of slots.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::FxHashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -14,12 +16,14 @@ use crate::account::{Account, AccountAnswer, AccountEvent, AccountView, Calibrat
 use crate::error::InputError;
 use crate::lifecycle::{self, Next, Trigger};
 use crate::messages::{Intent, VenueEvent};
-use crate::order::Order;
-use crate::outcome::{Details, Outcome, Transition};
+use crate::order::{Id, Order};
+use crate::outcome::{Detail, Details, Outcome, Transition};
 use crate::slot::{Exposure, OrderRole, Slot};
 use crate::time::Timestamp;
 use crate::types::{Command, DiagnosticCode, EventKind, Mode, OrderStatus, Severity, Stage, Verbosity};
-use crate::validate;
+use crate::validate::{self, IndexKind};
+
+type Index = FxHashMap<Id, u32>;
 
 /// Event ids a slot remembers for idempotency, by default.
 pub const DEFAULT_SEEN_CAPACITY: usize = 64;
@@ -67,18 +71,26 @@ struct Checkpoint {
     order_seq: u64,
     account: Account,
     slots: Vec<Slot>,
-    before_request: Vec<Option<Slot>>,
+    before_request: Vec<Option<RestorePoint>>,
+}
+
+/// What a pending request replaced: the slot's previous trade (ENTER) or its
+/// previous exit order (EXIT).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+enum RestorePoint {
+    Enter(Box<Slot>),
+    Exit(Option<Order>),
 }
 
 pub struct Kernel {
     slots: Vec<Slot>,
-    /// The slot as it was before a pending ENTER or EXIT, for RATE_LIMITED.
-    before_request: Vec<Option<Box<Slot>>>,
-    trade_index: HashMap<String, u32>,
-    venue_index: HashMap<String, u32>,
-    client_index: HashMap<String, u32>,
+    /// What a pending ENTER or EXIT replaced, to roll back on RATE_LIMITED.
+    before_request: Vec<Option<RestorePoint>>,
+    trade_index: Index,
+    venue_index: Index,
+    client_index: Index,
     /// Slots holding a live (not free) trade, by asset: what a mark touches.
-    asset_index: HashMap<String, Vec<u32>>,
+    asset_index: FxHashMap<Id, Vec<u32>>,
     free: BTreeSet<u32>,
     exposure: Exposure,
     control: Control,
@@ -109,10 +121,10 @@ impl Kernel {
         let slots: Vec<Slot> = (0..max_slots as u32).map(Slot::empty).collect();
         let mut k = Kernel {
             before_request: vec![None; max_slots],
-            trade_index: HashMap::new(),
-            venue_index: HashMap::new(),
-            client_index: HashMap::new(),
-            asset_index: HashMap::new(),
+            trade_index: Index::default(),
+            venue_index: Index::default(),
+            client_index: Index::default(),
+            asset_index: FxHashMap::default(),
             free: (0..max_slots as u32).collect(),
             exposure: Exposure::default(),
             control: Control::default(),
@@ -152,15 +164,15 @@ impl Kernel {
         self.free.first().copied()
     }
 
-    pub fn trade_index(&self) -> &HashMap<String, u32> {
+    pub fn trade_index(&self) -> &Index {
         &self.trade_index
     }
 
-    pub fn venue_order_index(&self) -> &HashMap<String, u32> {
+    pub fn venue_order_index(&self) -> &Index {
         &self.venue_index
     }
 
-    pub fn client_order_index(&self) -> &HashMap<String, u32> {
+    pub fn client_order_index(&self) -> &Index {
         &self.client_index
     }
 
@@ -169,8 +181,8 @@ impl Kernel {
     }
 
     pub fn snapshot(&self) -> Snapshot<'_> {
-        fn sorted(m: &HashMap<String, u32>) -> BTreeMap<&str, u32> {
-            m.iter().map(|(k, v)| (k.as_str(), *v)).collect()
+        fn sorted(m: &Index) -> BTreeMap<&str, u32> {
+            m.iter().map(|(k, v)| (&**k, *v)).collect()
         }
         Snapshot {
             max_slots: self.slots.len(),
@@ -260,31 +272,37 @@ impl Kernel {
         self.mark_dirty(i);
     }
 
-    fn index_slot(&mut self, i: usize) {
-        let s = &self.slots[i];
-        for (kind, id) in validate::identities(s) {
-            let map = match kind {
-                "trade_id" => &mut self.trade_index,
-                "venue_client_id" => &mut self.client_index,
-                _ => &mut self.venue_index,
-            };
-            map.insert(id.to_owned(), i as u32);
+    fn index_mut(&mut self, kind: IndexKind) -> &mut Index {
+        match kind {
+            IndexKind::Trade => &mut self.trade_index,
+            IndexKind::Client => &mut self.client_index,
+            IndexKind::Venue => &mut self.venue_index,
         }
+    }
+
+    fn index(&self, kind: IndexKind) -> &Index {
+        match kind {
+            IndexKind::Trade => &self.trade_index,
+            IndexKind::Client => &self.client_index,
+            IndexKind::Venue => &self.venue_index,
+        }
+    }
+
+    fn index_slot(&mut self, i: usize) {
+        for (kind, id) in validate::identities(&self.slots[i]).into_iter().flatten() {
+            self.index_mut(kind).insert(id, i as u32);
+        }
+        let s = &self.slots[i];
         if !s.is_free() {
             self.asset_index.entry(s.asset.clone()).or_default().push(i as u32);
         }
     }
 
     fn unindex_slot(&mut self, i: usize) {
-        let s = &self.slots[i];
-        for (kind, id) in validate::identities(s) {
-            let map = match kind {
-                "trade_id" => &mut self.trade_index,
-                "venue_client_id" => &mut self.client_index,
-                _ => &mut self.venue_index,
-            };
-            if map.get(id) == Some(&(i as u32)) {
-                map.remove(id);
+        for (kind, id) in validate::identities(&self.slots[i]).into_iter().flatten() {
+            let map = self.index_mut(kind);
+            if map.get(&id) == Some(&(i as u32)) {
+                map.remove(&id);
             }
         }
         self.unindex_asset(i);
@@ -300,7 +318,7 @@ impl Kernel {
         }
     }
 
-    fn transition(&self, i: usize, prev: Stage, trigger: &'static str, ids: (&str, &str), at: Timestamp, details: Details) -> Transition {
+    fn transition(&self, i: usize, prev: Stage, trigger: &'static str, ids: (&Id, &Id), at: Timestamp, details: Details) -> Transition {
         let s = &self.slots[i];
         Transition {
             timestamp: at,
@@ -309,8 +327,8 @@ impl Kernel {
             prev_state: prev,
             next_state: s.fsm_state,
             trigger,
-            intent_id: ids.0.to_owned(),
-            event_id: ids.1.to_owned(),
+            intent_id: ids.0.clone(),
+            event_id: ids.1.clone(),
             control_mode: self.control.mode,
             control_verbosity: self.control.verbosity,
             details: if self.control.verbosity == Verbosity::Quiet { Details::default() } else { details },
@@ -344,20 +362,22 @@ impl Kernel {
         }
     }
 
-    fn refuse_at(&self, code: DiagnosticCode, slot_id: i64, trade_id: &str, details: Details) -> Outcome {
-        let state = usize::try_from(slot_id).ok().and_then(|i| self.slots.get(i)).map_or(Stage::Idle, |s| s.fsm_state);
-        let trade = usize::try_from(slot_id)
-            .ok()
-            .and_then(|i| self.slots.get(i))
-            .filter(|s| trade_id.is_empty() && !s.trade_id.is_empty())
-            .map_or(trade_id, |s| s.trade_id.as_str());
+    /// A refusal about slot `slot_id` (which may be out of range); an empty
+    /// `trade_id` reports the trade the slot holds.
+    fn refuse_at(&self, code: DiagnosticCode, slot_id: i64, trade_id: &Id, details: Details) -> Outcome {
+        let slot = usize::try_from(slot_id).ok().and_then(|i| self.slots.get(i));
+        let state = slot.map_or(Stage::Idle, |s| s.fsm_state);
+        let trade = match slot {
+            Some(s) if trade_id.is_empty() => &s.trade_id,
+            _ => trade_id,
+        };
         Outcome::refused(code, slot_id, trade, state, details)
     }
 
     // ----- intents --------------------------------------------------------------
 
     pub fn process_intent(&mut self, intent: &Intent) -> Outcome {
-        let ids = |d: Details| d.with("intent_id", intent.intent_id.as_str()).with("action", intent.action.as_str());
+        let ids = |d: Details| d.with("intent_id", &intent.intent_id).with("action", Detail::Static(intent.action.as_str()));
         let Some(i) = usize::try_from(intent.slot_id).ok().filter(|&i| i < self.slots.len()) else {
             let e = InputError::new("slot_id", intent.slot_id, format!("must be 0 to {}", self.slots.len() - 1));
             return self.refuse_at(DiagnosticCode::InvalidSlotId, intent.slot_id, &intent.trade_id, ids(refusal(e)));
@@ -378,7 +398,7 @@ impl Kernel {
         }
         let slot = &self.slots[i];
         if intent.action != Command::Enter && !intent.trade_id.is_empty() && intent.trade_id != slot.trade_id {
-            let e = InputError::new("trade_id", &intent.trade_id, format!("slot {i} holds trade '{}'", slot.trade_id));
+            let e = InputError::new("trade_id", &*intent.trade_id, format!("slot {i} holds trade '{}'", slot.trade_id));
             return self.refuse_at(DiagnosticCode::InvalidIntent, intent.slot_id, &intent.trade_id, ids(refusal(e)));
         }
         let trigger = Trigger::Intent(intent.action);
@@ -401,15 +421,15 @@ impl Kernel {
 
     fn enter(&mut self, i: usize, intent: &Intent, next: Next) -> Outcome {
         if let Some(&held) = self.trade_index.get(&intent.trade_id) {
-            let e = InputError::new("trade_id", &intent.trade_id, format!("is already held by slot {held}"));
-            let d = refusal(e).with("intent_id", intent.intent_id.as_str());
+            let e = InputError::new("trade_id", &*intent.trade_id, format!("is already held by slot {held}"));
+            let d = refusal(e).with("intent_id", &intent.intent_id);
             return self.refuse_at(DiagnosticCode::InvalidIntent, i as i64, &intent.trade_id, d);
         }
         let Next::To(stage) = next else { unreachable!("ENTER leads to one stage") };
         self.order_seq += 1;
         let order = Order {
             internal_trade_id: intent.trade_id.clone(),
-            venue_client_id: format!("{}-E{}", intent.trade_id, self.order_seq),
+            venue_client_id: format!("{}-E{}", intent.trade_id, self.order_seq).into(),
             side: intent.side,
             order_type: intent.order_type,
             intended_size: intent.target_size,
@@ -436,14 +456,14 @@ impl Kernel {
             ..Slot::empty(i as u32)
         };
         let previous = std::mem::replace(&mut self.slots[i], fresh);
-        self.before_request[i] = Some(Box::new(previous));
+        self.before_request[i] = Some(RestorePoint::Enter(Box::new(previous)));
         self.index_slot(i);
         self.touched(i, before, was_free);
         let d = Details::default()
             .with("target_size", intent.target_size)
-            .with("venue_client_id", order.venue_client_id.as_str());
-        let t = self.transition(i, prev, "ENTER", (&intent.intent_id, ""), intent.timestamp, d.clone());
-        self.accepted(i, DiagnosticCode::Ok, vec![t], d.with("intent_id", intent.intent_id.as_str()), Some(order))
+            .with("venue_client_id", &order.venue_client_id);
+        let t = self.transition(i, prev, "ENTER", (&intent.intent_id, &Id::default()), intent.timestamp, d.clone());
+        self.accepted(i, DiagnosticCode::Ok, vec![t], d, Some(order))
     }
 
     fn exit(&mut self, i: usize, intent: &Intent, next: Next) -> Outcome {
@@ -451,14 +471,14 @@ impl Kernel {
         let qty = if intent.target_size > 0.0 { intent.target_size } else { slot.next_exit_size() };
         if qty > slot.size + slot.tolerance() {
             let e = InputError::new("target_size", intent.target_size, format!("exceeds the position size {}", slot.size));
-            let d = refusal(e).with("intent_id", intent.intent_id.as_str());
+            let d = refusal(e).with("intent_id", &intent.intent_id);
             return self.refuse_at(DiagnosticCode::InvalidIntent, i as i64, &intent.trade_id, d);
         }
         let Next::To(stage) = next else { unreachable!("EXIT leads to one stage") };
         self.order_seq += 1;
         let order = Order {
             internal_trade_id: slot.trade_id.clone(),
-            venue_client_id: format!("{}-X{}", slot.trade_id, self.order_seq),
+            venue_client_id: format!("{}-X{}", slot.trade_id, self.order_seq).into(),
             side: slot.side.opposite(),
             order_type: intent.order_type,
             intended_size: qty.min(slot.size),
@@ -466,20 +486,23 @@ impl Kernel {
             ..Order::default()
         };
         let (before, prev) = (slot.exposure(), slot.fsm_state);
-        self.before_request[i] = Some(Box::new(slot.clone()));
-        self.unindex_slot(i);
+        let previous_exit = slot.active_exit_order.clone();
+        self.client_index.insert(order.venue_client_id.clone(), i as u32);
         let slot = &mut self.slots[i];
-        slot.active_exit_order = Some(order.clone());
+        let replaced = slot.active_exit_order.replace(order.clone());
         slot.fsm_state = stage;
         slot.last_event_time = Some(intent.timestamp);
-        self.index_slot(i);
+        if let Some(old) = &replaced {
+            self.forget_order(i, old);
+        }
+        self.before_request[i] = Some(RestorePoint::Exit(previous_exit));
         self.touched(i, before, false);
         let d = Details::default()
             .with("exit_size", order.intended_size)
             .with("leg", self.slots[i].active_leg_index as i64)
-            .with("venue_client_id", order.venue_client_id.as_str());
-        let t = self.transition(i, prev, "EXIT", (&intent.intent_id, ""), intent.timestamp, d.clone());
-        self.accepted(i, DiagnosticCode::Ok, vec![t], d.with("intent_id", intent.intent_id.as_str()), Some(order))
+            .with("venue_client_id", &order.venue_client_id);
+        let t = self.transition(i, prev, "EXIT", (&intent.intent_id, &Id::default()), intent.timestamp, d.clone());
+        self.accepted(i, DiagnosticCode::Ok, vec![t], d, Some(order))
     }
 
     fn cancel(&mut self, i: usize, intent: &Intent) -> Outcome {
@@ -494,9 +517,7 @@ impl Kernel {
         let order = order.clone();
         slot.last_event_time = Some(intent.timestamp);
         self.touched(i, before, false);
-        let d = Details::default()
-            .with("venue_client_id", order.venue_client_id.as_str())
-            .with("intent_id", intent.intent_id.as_str());
+        let d = Details::default().with("venue_client_id", &order.venue_client_id);
         self.accepted(i, DiagnosticCode::Ok, Vec::new(), d, Some(order))
     }
 
@@ -504,7 +525,7 @@ impl Kernel {
     pub fn submitted(&mut self, slot_id: i64, at: Timestamp) -> Outcome {
         let Some(i) = usize::try_from(slot_id).ok().filter(|&i| i < self.slots.len()) else {
             let e = InputError::new("slot_id", slot_id, format!("must be 0 to {}", self.slots.len() - 1));
-            return self.refuse_at(DiagnosticCode::InvalidSlotId, slot_id, "", refusal(e));
+            return self.refuse_at(DiagnosticCode::InvalidSlotId, slot_id, &Id::default(), refusal(e));
         };
         let stage = self.slots[i].fsm_state;
         let next = lifecycle::next(stage, Trigger::Submitted);
@@ -512,7 +533,7 @@ impl Kernel {
         let before = self.slots[i].exposure();
         let (Some(next), Some(order)) = (next, self.slots[i].order_mut(role)) else {
             let d = Details::default().with("reason", format!("stage {stage} has no order waiting to be sent"));
-            return self.refuse_at(DiagnosticCode::InvalidTransition, slot_id, "", d);
+            return self.refuse_at(DiagnosticCode::InvalidTransition, slot_id, &Id::default(), d);
         };
         if order.status == OrderStatus::New {
             order.status = OrderStatus::Sent;
@@ -522,9 +543,10 @@ impl Kernel {
             self.slots[i].fsm_state = s;
         }
         self.touched(i, before, false);
-        let d = Details::default().with("venue_client_id", client_id);
+        let d = Details::default().with("venue_client_id", &client_id);
+        let none = Id::default();
         let transitions = if self.slots[i].fsm_state != stage {
-            vec![self.transition(i, stage, "SUBMITTED", ("", ""), at, d.clone())]
+            vec![self.transition(i, stage, "SUBMITTED", (&none, &none), at, d.clone())]
         } else {
             Vec::new()
         };
@@ -534,7 +556,7 @@ impl Kernel {
     // ----- venue events ---------------------------------------------------------
 
     pub fn on_venue_event(&mut self, ev: &VenueEvent) -> Outcome {
-        let ids = |d: Details| d.with("event_id", ev.event_id.as_str()).with("kind", ev.kind.as_str());
+        let ids = |d: Details| d.with("event_id", &ev.event_id).with("kind", Detail::Static(ev.kind.as_str()));
         if let Err(e) = validate::event(ev) {
             return self.refuse_at(DiagnosticCode::InvalidEvent, ev.slot_id, &ev.trade_id, ids(refusal(e)));
         }
@@ -546,8 +568,8 @@ impl Kernel {
         let Some(i) = routed.map(|i| i as usize) else {
             let d = Details::default()
                 .with("reason", "no slot holds this order")
-                .with("venue_client_id", ev.venue_client_id.as_str())
-                .with("venue_order_id", ev.venue_order_id.as_str());
+                .with("venue_client_id", &ev.venue_client_id)
+                .with("venue_order_id", &ev.venue_order_id);
             return self.refuse_at(DiagnosticCode::UnknownOrder, ev.slot_id, &ev.trade_id, ids(d));
         };
         let slot = &self.slots[i];
@@ -556,12 +578,12 @@ impl Kernel {
             return self.refuse_at(DiagnosticCode::InvalidEvent, ev.slot_id, &ev.trade_id, ids(refusal(e)));
         }
         if !ev.trade_id.is_empty() && ev.trade_id != slot.trade_id {
-            let e = InputError::new("trade_id", &ev.trade_id, format!("slot {i} holds trade '{}'", slot.trade_id));
+            let e = InputError::new("trade_id", &*ev.trade_id, format!("slot {i} holds trade '{}'", slot.trade_id));
             return self.refuse_at(DiagnosticCode::InvalidEvent, i as i64, &ev.trade_id, ids(refusal(e)));
         }
         if slot.has_seen(&ev.event_id) {
             let d = Details::default().with("reason", "event id already applied to this slot");
-            return self.refuse_at(DiagnosticCode::DuplicateEvent, i as i64, "", ids(d));
+            return self.refuse_at(DiagnosticCode::DuplicateEvent, i as i64, &Id::default(), ids(d));
         }
         let role = slot.order_role(&ev.venue_client_id, &ev.venue_order_id).expect("indexed orders belong to their slot");
         let trigger = match role {
@@ -572,7 +594,7 @@ impl Kernel {
             let d = Details::default()
                 .with("reason", format!("{} of the {} order does not fit stage {}", ev.kind, role_name(role), slot.fsm_state))
                 .with("stage", slot.fsm_state.as_str());
-            return self.refuse_at(DiagnosticCode::InvalidTransition, i as i64, "", ids(d));
+            return self.refuse_at(DiagnosticCode::InvalidTransition, i as i64, &Id::default(), ids(d));
         };
         let order = slot.order(role).expect("the role was found on this slot");
         let is_fill = matches!(ev.kind, EventKind::Fill | EventKind::PartialFill);
@@ -583,11 +605,11 @@ impl Kernel {
                 .with("value", ev.size)
                 .with("intended_size", order.intended_size)
                 .with("filled_size", order.filled_size);
-            return self.refuse_at(DiagnosticCode::Overfill, i as i64, "", ids(d));
+            return self.refuse_at(DiagnosticCode::Overfill, i as i64, &Id::default(), ids(d));
         }
         if next == Next::Restore && self.before_request[i].is_none() {
             let d = Details::default().with("reason", "no request to roll back");
-            return self.refuse_at(DiagnosticCode::InvalidTransition, i as i64, "", ids(d));
+            return self.refuse_at(DiagnosticCode::InvalidTransition, i as i64, &Id::default(), ids(d));
         }
         self.apply_event(i, ev, role, trigger, next)
     }
@@ -597,11 +619,28 @@ impl Kernel {
         let mut d = Details::default();
         let mut code = DiagnosticCode::Ok;
         if next == Next::Restore {
-            let restored = self.before_request[i].take().expect("checked before applying");
-            let version = self.slots[i].version;
-            self.unindex_slot(i);
-            self.slots[i] = Slot { version, ..*restored };
-            self.index_slot(i);
+            match self.before_request[i].take().expect("checked before applying") {
+                RestorePoint::Enter(previous) => {
+                    let version = self.slots[i].version;
+                    self.unindex_slot(i);
+                    self.slots[i] = Slot { version, ..*previous };
+                    self.index_slot(i);
+                }
+                RestorePoint::Exit(previous_exit) => {
+                    let slot = &mut self.slots[i];
+                    let refused = std::mem::replace(&mut slot.active_exit_order, previous_exit.clone());
+                    slot.fsm_state = Stage::PositionOpen;
+                    if let Some(refused) = &refused {
+                        self.forget_order(i, refused);
+                    }
+                    if let Some(previous) = &previous_exit {
+                        self.client_index.insert(previous.venue_client_id.clone(), i as u32);
+                        if !previous.venue_order_id.is_empty() {
+                            self.venue_index.insert(previous.venue_order_id.clone(), i as u32);
+                        }
+                    }
+                }
+            }
             code = DiagnosticCode::RateLimited;
             d.set("reason", if ev.reason.is_empty() { "RATE_LIMITED".to_owned() } else { ev.reason.clone() });
             d.set("retryable", true);
@@ -654,7 +693,7 @@ impl Kernel {
                 slot.closed = true;
                 slot.close_reason = close_reason;
                 slot.unrealized_pnl = 0.0;
-                d.set("close_reason", slot.close_reason.as_str());
+                d.set("close_reason", slot.close_reason.clone());
             }
             if let Some(fee) = fee {
                 d.set("predicted_fee", fee);
@@ -667,20 +706,30 @@ impl Kernel {
         slot.last_event_time = Some(ev.timestamp);
         slot.remember(&ev.event_id, self.seen_capacity);
         self.touched(i, before, was_free);
-        let t = self.transition(i, prev, trigger.name(), ("", &ev.event_id), ev.timestamp, d.clone());
-        self.accepted(i, code, vec![t], d.with("event_id", ev.event_id.as_str()), None)
+        let t = self.transition(i, prev, trigger.name(), (&Id::default(), &ev.event_id), ev.timestamp, d.clone());
+        self.accepted(i, code, vec![t], d, None)
     }
 
-    fn assign_venue_order_id(&mut self, i: usize, role: OrderRole, venue_id: &str) {
+    fn assign_venue_order_id(&mut self, i: usize, role: OrderRole, venue_id: &Id) {
         let order = self.slots[i].order_mut(role).expect("the role was found on this slot");
-        if order.venue_order_id == venue_id {
+        if order.venue_order_id == *venue_id {
             return;
         }
-        let old = std::mem::replace(&mut order.venue_order_id, venue_id.to_owned());
+        let old = std::mem::replace(&mut order.venue_order_id, venue_id.clone());
         if self.venue_index.get(&old) == Some(&(i as u32)) {
             self.venue_index.remove(&old);
         }
-        self.venue_index.insert(venue_id.to_owned(), i as u32);
+        self.venue_index.insert(venue_id.clone(), i as u32);
+    }
+
+    /// Drops an order this slot no longer holds from the order indices.
+    fn forget_order(&mut self, i: usize, order: &Order) {
+        for (kind, id) in [(IndexKind::Client, &order.venue_client_id), (IndexKind::Venue, &order.venue_order_id)] {
+            let map = self.index_mut(kind);
+            if !id.is_empty() && map.get(id) == Some(&(i as u32)) {
+                map.remove(id);
+            }
+        }
     }
 
     /// Sizes, prices and PnL of one execution; returns the fee predicted for it.
@@ -743,14 +792,9 @@ impl Kernel {
     pub fn set_slot(&mut self, slot: Slot) -> Result<(), InputError> {
         validate::slot(&slot, self.slots.len(), "")?;
         let i = slot.slot_id as usize;
-        for (kind, id) in validate::identities(&slot) {
-            let map = match kind {
-                "trade_id" => &self.trade_index,
-                "venue_client_id" => &self.client_index,
-                _ => &self.venue_index,
-            };
-            if let Some(&other) = map.get(id).filter(|&&j| j as usize != i) {
-                return Err(InputError::new(kind, id, format!("is already held by slot {other}")));
+        for (kind, id) in validate::identities(&slot).into_iter().flatten() {
+            if let Some(&other) = self.index(kind).get(&id).filter(|&&j| j as usize != i) {
+                return Err(InputError::new(kind.field(), &*id, format!("is already held by slot {other}")));
             }
         }
         self.replace_slot(slot);
@@ -775,7 +819,7 @@ impl Kernel {
     /// after checking the whole set; an invalid set changes nothing.
     pub fn reconcile_from_slots(&mut self, slots: Vec<Slot>, at: Timestamp) -> Outcome {
         if let Err(e) = validate::slot_set(&slots, self.slots.len()) {
-            return Outcome::refused(DiagnosticCode::InvalidSlots, -1, "", Stage::Idle, refusal(e));
+            return Outcome::refused(DiagnosticCode::InvalidSlots, -1, &Id::default(), Stage::Idle, refusal(e));
         }
         let mut given: Vec<Option<Slot>> = vec![None; self.slots.len()];
         let count = slots.len();
@@ -793,13 +837,14 @@ impl Kernel {
             self.replace_slot(s);
             if self.slots[i].fsm_state != prev {
                 let d = Details::default().with("reason", "reconcile");
-                transitions.push(self.transition(i, prev, "RECONCILE", ("", ""), at, d));
+                let none = Id::default();
+                transitions.push(self.transition(i, prev, "RECONCILE", (&none, &none), at, d));
             }
         }
         Outcome {
             accepted: true,
             slot_id: -1,
-            trade_id: String::new(),
+            trade_id: Id::default(),
             state: Stage::Idle,
             diagnostic_code: DiagnosticCode::Ok,
             severity: Severity::Info,
@@ -821,7 +866,7 @@ impl Kernel {
             order_seq: self.order_seq,
             account: self.account.clone(),
             slots: self.slots.clone(),
-            before_request: self.before_request.iter().map(|b| b.as_deref().cloned()).collect(),
+            before_request: self.before_request.clone(),
         };
         rmp_serde::to_vec_named(&cp).expect("kernel state is always serializable")
     }
@@ -843,7 +888,7 @@ impl Kernel {
         k.account = cp.account;
         k.account.rebuild_lookups();
         k.slots = cp.slots;
-        k.before_request = cp.before_request.into_iter().map(|b| b.map(Box::new)).collect();
+        k.before_request = cp.before_request;
         k.rebuild_derived();
         Ok(k)
     }

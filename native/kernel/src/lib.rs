@@ -23,7 +23,7 @@ pub use account::{AccountEvent, AccountView, Calibration, ExchangeConfig, Exchan
 pub use error::InputError;
 pub use kernel::{Changes, Control, Kernel};
 pub use messages::{Intent, VenueEvent};
-pub use order::{Metadata, Order};
+pub use order::{Id, Metadata, Order};
 pub use outcome::{Detail, Details, Outcome, Transition};
 pub use slot::Slot;
 pub use time::Timestamp;

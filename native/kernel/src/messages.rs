@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::order::Metadata;
+use crate::order::{Id, Metadata};
 use crate::time::Timestamp;
 use crate::types::{Command, EventKind, EventStatus, OrderType, Side, Stage};
 
@@ -10,11 +10,11 @@ use crate::types::{Command, EventKind, EventStatus, OrderType, Side, Stage};
 #[serde(default, deny_unknown_fields)]
 pub struct Intent {
     pub timestamp: Timestamp,
-    pub intent_id: String,
-    pub trade_id: String,
+    pub intent_id: Id,
+    pub trade_id: Id,
     /// Signed so an out-of-range id reaches the kernel and gets INVALID_SLOT_ID.
     pub slot_id: i64,
-    pub asset: String,
+    pub asset: Id,
     pub side: Side,
     pub action: Command,
     pub reference_price: f64,
@@ -33,10 +33,10 @@ impl Default for Intent {
     fn default() -> Self {
         Intent {
             timestamp: Timestamp::now(),
-            intent_id: String::new(),
-            trade_id: String::new(),
+            intent_id: Id::default(),
+            trade_id: Id::default(),
             slot_id: 0,
-            asset: String::new(),
+            asset: Id::default(),
             side: Side::Flat,
             action: Command::Enter,
             reference_price: 0.0,
@@ -56,16 +56,16 @@ impl Default for Intent {
 #[serde(default, deny_unknown_fields)]
 pub struct VenueEvent {
     pub timestamp: Timestamp,
-    pub event_id: String,
-    pub trade_id: String,
+    pub event_id: Id,
+    pub trade_id: Id,
     /// -1 when the venue does not say; events are routed by order ids.
     pub slot_id: i64,
     pub kind: EventKind,
     pub status: Option<EventStatus>,
-    pub venue_order_id: String,
-    pub venue_client_id: String,
+    pub venue_order_id: Id,
+    pub venue_client_id: Id,
     pub side: Side,
-    pub asset: String,
+    pub asset: Id,
     /// Price of this execution (fills).
     pub price: f64,
     /// Quantity of this execution (fills), not the cumulative quantity.
@@ -83,15 +83,15 @@ impl Default for VenueEvent {
     fn default() -> Self {
         VenueEvent {
             timestamp: Timestamp::now(),
-            event_id: String::new(),
-            trade_id: String::new(),
+            event_id: Id::default(),
+            trade_id: Id::default(),
             slot_id: -1,
             kind: EventKind::OrderAck,
             status: None,
-            venue_order_id: String::new(),
-            venue_client_id: String::new(),
+            venue_order_id: Id::default(),
+            venue_client_id: Id::default(),
             side: Side::Flat,
-            asset: String::new(),
+            asset: Id::default(),
             price: 0.0,
             size: 0.0,
             filled_size: 0.0,

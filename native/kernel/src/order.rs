@@ -6,12 +6,16 @@ use crate::types::{OrderStatus, OrderType, Side};
 
 pub type Metadata = serde_json::Map<String, serde_json::Value>;
 
+/// Ids are shared, not copied: a trade or order id is held by its slot, the
+/// indices, transitions and outcomes at once, and cloning it is a refcount.
+pub type Id = std::sync::Arc<str>;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Order {
-    pub internal_trade_id: String,
-    pub venue_order_id: String,
-    pub venue_client_id: String,
+    pub internal_trade_id: Id,
+    pub venue_order_id: Id,
+    pub venue_client_id: Id,
     pub side: Side,
     pub order_type: OrderType,
     pub intended_size: f64,
@@ -26,9 +30,9 @@ pub struct Order {
 impl Default for Order {
     fn default() -> Self {
         Order {
-            internal_trade_id: String::new(),
-            venue_order_id: String::new(),
-            venue_client_id: String::new(),
+            internal_trade_id: Id::default(),
+            venue_order_id: Id::default(),
+            venue_client_id: Id::default(),
             side: Side::Flat,
             order_type: OrderType::Market,
             intended_size: 0.0,

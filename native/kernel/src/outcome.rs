@@ -4,13 +4,14 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
 use crate::messages::VenueEvent;
-use crate::order::Order;
+use crate::order::{Id, Order};
 use crate::time::Timestamp;
 use crate::types::{DiagnosticCode, Mode, Severity, Stage, Verbosity};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Detail {
     Text(String),
+    Id(Id),
     Static(&'static str),
     Number(f64),
     Integer(i64),
@@ -20,6 +21,11 @@ pub enum Detail {
 impl From<&str> for Detail {
     fn from(v: &str) -> Self {
         Detail::Text(v.to_owned())
+    }
+}
+impl From<&Id> for Detail {
+    fn from(v: &Id) -> Self {
+        Detail::Id(v.clone())
     }
 }
 impl From<String> for Detail {
@@ -52,6 +58,7 @@ impl Serialize for Detail {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Detail::Text(v) => s.serialize_str(v),
+            Detail::Id(v) => s.serialize_str(v),
             Detail::Static(v) => s.serialize_str(v),
             // JSON has no NaN: a refused non-finite value is reported as its text.
             Detail::Number(v) if !v.is_finite() => s.serialize_str(&v.to_string()),
@@ -102,13 +109,13 @@ impl Serialize for Details {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Transition {
     pub timestamp: Timestamp,
-    pub trade_id: String,
+    pub trade_id: Id,
     pub slot_id: u32,
     pub prev_state: Stage,
     pub next_state: Stage,
     pub trigger: &'static str,
-    pub intent_id: String,
-    pub event_id: String,
+    pub intent_id: Id,
+    pub event_id: Id,
     pub control_mode: Mode,
     pub control_verbosity: Verbosity,
     pub details: Details,
@@ -118,7 +125,7 @@ pub struct Transition {
 pub struct Outcome {
     pub accepted: bool,
     pub slot_id: i64,
-    pub trade_id: String,
+    pub trade_id: Id,
     pub state: Stage,
     pub diagnostic_code: DiagnosticCode,
     pub severity: Severity,
@@ -130,11 +137,11 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    pub fn refused(code: DiagnosticCode, slot_id: i64, trade_id: &str, state: Stage, details: Details) -> Outcome {
+    pub fn refused(code: DiagnosticCode, slot_id: i64, trade_id: &Id, state: Stage, details: Details) -> Outcome {
         Outcome {
             accepted: false,
             slot_id,
-            trade_id: trade_id.to_owned(),
+            trade_id: trade_id.clone(),
             state,
             diagnostic_code: code,
             severity: code.severity(),

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use crate::order::{Metadata, Order};
+use crate::order::{Id, Metadata, Order};
 use crate::time::Timestamp;
 use crate::types::{Side, Stage};
 
@@ -16,8 +16,8 @@ pub const SIZE_EPSILON: f64 = 1e-9;
 #[serde(default, deny_unknown_fields)]
 pub struct Slot {
     pub slot_id: u32,
-    pub trade_id: String,
-    pub asset: String,
+    pub trade_id: Id,
+    pub asset: Id,
     pub side: Side,
     pub entry_price: f64,
     pub size: f64,
@@ -35,7 +35,7 @@ pub struct Slot {
     pub close_reason: String,
     pub last_event_time: Option<Timestamp>,
     /// Newest last; bounded by the kernel's seen-id capacity.
-    pub seen_event_ids: VecDeque<String>,
+    pub seen_event_ids: VecDeque<Id>,
     pub metadata: Metadata,
     /// The last price `mark_price` gave this trade's asset, 0 when none yet.
     pub last_mark_price: f64,
@@ -53,8 +53,8 @@ impl Slot {
     pub fn empty(slot_id: u32) -> Slot {
         Slot {
             slot_id,
-            trade_id: String::new(),
-            asset: String::new(),
+            trade_id: Id::default(),
+            asset: Id::default(),
             side: Side::Flat,
             entry_price: 0.0,
             size: 0.0,
@@ -88,17 +88,17 @@ impl Slot {
     }
 
     pub fn has_seen(&self, event_id: &str) -> bool {
-        self.seen_event_ids.iter().any(|id| id == event_id)
+        self.seen_event_ids.iter().any(|id| &**id == event_id)
     }
 
-    pub fn remember(&mut self, event_id: &str, capacity: usize) {
+    pub fn remember(&mut self, event_id: &Id, capacity: usize) {
         if capacity == 0 {
             return;
         }
         while self.seen_event_ids.len() >= capacity {
             self.seen_event_ids.pop_front();
         }
-        self.seen_event_ids.push_back(event_id.to_owned());
+        self.seen_event_ids.push_back(event_id.clone());
     }
 
     /// Position size left once exit leg `leg` is complete: legs cut
@@ -147,8 +147,8 @@ impl Slot {
     pub fn order_role(&self, client_id: &str, venue_id: &str) -> Option<OrderRole> {
         let matches = |o: &Option<Order>| {
             o.as_ref().is_some_and(|o| {
-                (!client_id.is_empty() && o.venue_client_id == client_id)
-                    || (!venue_id.is_empty() && o.venue_order_id == venue_id)
+                (!client_id.is_empty() && &*o.venue_client_id == client_id)
+                    || (!venue_id.is_empty() && &*o.venue_order_id == venue_id)
             })
         };
         if matches(&self.active_exit_order) {
@@ -238,7 +238,7 @@ mod tests {
     fn seen_ids_are_bounded() {
         let mut s = Slot::empty(0);
         for i in 0..10 {
-            s.remember(&format!("e{i}"), 4);
+            s.remember(&format!("e{i}").into(), 4);
         }
         assert_eq!(s.seen_event_ids.len(), 4);
         assert!(s.has_seen("e9") && !s.has_seen("e5"));

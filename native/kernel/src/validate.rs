@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use crate::order::Id;
+
 use crate::error::{check_number, InputError, MAX_MAGNITUDE};
 use crate::messages::{Intent, VenueEvent};
 use crate::order::Order;
@@ -17,7 +19,9 @@ pub fn exit_leg_ratios(field: &str, ratios: &[f64]) -> Result<(), InputError> {
         return Err(InputError::new(field, format!("{ratios:?}"), format!("needs 1 to {MAX_EXIT_LEGS} legs")));
     }
     for (k, r) in ratios.iter().enumerate() {
-        check_number(&format!("{field}[{k}]"), *r, 0.0, true)?;
+        if !r.is_finite() || *r <= 0.0 {
+            check_number(&format!("{field}[{k}]"), *r, 0.0, true)?;
+        }
     }
     let sum: f64 = ratios.iter().sum();
     if (sum - 1.0).abs() > RATIO_SUM_TOLERANCE {
@@ -146,17 +150,18 @@ pub fn slot(s: &Slot, max_slots: usize, prefix: &str) -> Result<(), InputError> 
 /// A whole set of slots: each valid, no slot id twice, no trade or order in two slots.
 pub fn slot_set(slots: &[Slot], max_slots: usize) -> Result<(), InputError> {
     let mut slot_ids: HashMap<u32, usize> = HashMap::new();
-    let mut ids: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut ids: HashMap<(&str, Id), usize> = HashMap::new();
     for (k, s) in slots.iter().enumerate() {
         let prefix = format!("slots[{k}].");
         slot(s, max_slots, &prefix)?;
         if let Some(first) = slot_ids.insert(s.slot_id, k) {
             return Err(InputError::new(format!("{prefix}slot_id"), s.slot_id, format!("also given at slots[{first}]")));
         }
-        for (kind, id) in identities(s) {
-            if let Some(first) = ids.insert((kind, id), k) {
+        for (kind, id) in identities(s).into_iter().flatten() {
+            if let Some(first) = ids.insert((kind.field(), id.clone()), k) {
                 if first != k {
-                    return Err(InputError::new(format!("{prefix}{kind}"), id, format!("is also held by slots[{first}]")));
+                    let field = format!("{prefix}{}", kind.field());
+                    return Err(InputError::new(field, &*id, format!("is also held by slots[{first}]")));
                 }
             }
         }
@@ -164,19 +169,37 @@ pub fn slot_set(slots: &[Slot], max_slots: usize) -> Result<(), InputError> {
     Ok(())
 }
 
-/// The ids an index maps to this slot: (index name, id).
-pub fn identities(s: &Slot) -> Vec<(&'static str, &str)> {
-    let mut out = Vec::with_capacity(5);
-    if !s.trade_id.is_empty() && s.fsm_state != Stage::Idle {
-        out.push(("trade_id", s.trade_id.as_str()));
-    }
-    for o in [&s.active_entry_order, &s.active_exit_order].into_iter().flatten() {
-        if !o.venue_client_id.is_empty() {
-            out.push(("venue_client_id", o.venue_client_id.as_str()));
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IndexKind {
+    Trade,
+    Client,
+    Venue,
+}
+
+impl IndexKind {
+    pub fn field(self) -> &'static str {
+        match self {
+            IndexKind::Trade => "trade_id",
+            IndexKind::Client => "venue_client_id",
+            IndexKind::Venue => "venue_order_id",
         }
-        if !o.venue_order_id.is_empty() {
-            out.push(("venue_order_id", o.venue_order_id.as_str()));
-        }
     }
-    out
+}
+
+/// The ids the indices map to this slot (shared, so this allocates nothing).
+pub fn identities(s: &Slot) -> [Option<(IndexKind, Id)>; 5] {
+    fn some(kind: IndexKind, id: &Id) -> Option<(IndexKind, Id)> {
+        (!id.is_empty()).then(|| (kind, id.clone()))
+    }
+    fn order(o: &Option<crate::order::Order>, kind: IndexKind) -> Option<(IndexKind, Id)> {
+        let o = o.as_ref()?;
+        some(kind, if kind == IndexKind::Client { &o.venue_client_id } else { &o.venue_order_id })
+    }
+    [
+        if s.fsm_state == Stage::Idle { None } else { some(IndexKind::Trade, &s.trade_id) },
+        order(&s.active_entry_order, IndexKind::Client),
+        order(&s.active_entry_order, IndexKind::Venue),
+        order(&s.active_exit_order, IndexKind::Client),
+        order(&s.active_exit_order, IndexKind::Venue),
+    ]
 }

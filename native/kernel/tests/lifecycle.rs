@@ -14,7 +14,7 @@ fn working_entry(k: &mut Kernel, slot: i64, trade: &str, side: Side, size: f64) 
     let cid = out.order.unwrap().venue_client_id;
     assert!(k.submitted(slot, Timestamp(1)).accepted);
     assert!(k.on_venue_event(&ack(&format!("{trade}/ack"), &cid, &format!("V-{trade}"))).accepted);
-    cid
+    cid.to_string()
 }
 
 fn open_position(k: &mut Kernel, slot: i64, trade: &str, side: Side, size: f64, price: f64) -> String {
@@ -127,7 +127,7 @@ fn rate_limits_roll_back_to_the_slot_before_the_intent() {
     assert_eq!(out.diagnostic_code, DiagnosticCode::RateLimited);
     assert_eq!(out.details.get("retry_after_ms"), Some(&Detail::Integer(250)));
     let after = k.slot(0).unwrap();
-    assert_eq!(after.trade_id, "old", "the closed trade is back, readable");
+    assert_eq!(&*after.trade_id, "old", "the closed trade is back, readable");
     assert_eq!(Slot { version: 0, seen_event_ids: Default::default(), ..after.clone() },
                Slot { version: 0, seen_event_ids: Default::default(), ..before });
     assert!(!k.client_order_index().contains_key(&cid), "the refused order is unindexed");
@@ -319,4 +319,25 @@ fn reconcile_validates_the_whole_set_first() {
     assert_eq!(k.trade_index().get("a"), Some(&2));
     assert_eq!(k.slot(0).unwrap().fsm_state, Stage::Idle);
     assert_eq!(k.free_slot(), Some(0));
+}
+
+#[test]
+fn the_benchmark_scenario_runs_every_trade_to_closed() {
+    use dita_kernel::testkit::{scenario, Step};
+    let steps = scenario(3, 2);
+    let mut k = kernel(3);
+    for step in &steps {
+        let ok = match step {
+            Step::Intent(i) => k.process_intent(i).accepted,
+            Step::Submitted(s) => k.submitted(*s, Timestamp(3)).accepted,
+            Step::Event(e) => k.on_venue_event(e).accepted,
+            Step::Mark(a, p) => k.mark_price(a, *p).is_ok(),
+        };
+        assert!(ok, "{step:?}");
+    }
+    for s in k.slots() {
+        assert_eq!((s.fsm_state, s.size), (Stage::Closed, 0.0));
+        assert!((s.realized_pnl - (102.0 - 100.5 + 103.0 - 100.5)).abs() < 1e-9);
+    }
+    assert_eq!(steps.len(), 3 * 2 * 16 + 2 * 3, "16 steps per slot and round, plus a mark per asset");
 }

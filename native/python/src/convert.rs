@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 
 use dita_kernel::{
-    Command, Detail, Details, DiagnosticCode, EventKind, EventStatus, InputError, Metadata, Mode, OrderStatus,
+    Command, Detail, Details, DiagnosticCode, EventKind, EventStatus, Id, InputError, Metadata, Mode, OrderStatus,
     OrderType, Severity, Side, Stage, Timestamp, Verbosity,
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -189,9 +189,15 @@ impl ToPy for &'static str {
     }
 }
 
-impl ToPy for VecDeque<String> {
+impl ToPy for Id {
     fn to_py(&self, py: Python<'_>) -> PyResult<PyObject> {
-        Ok(PyTuple::new(py, self.iter())?.into_any().unbind())
+        Ok(PyString::new(py, self).into_any().unbind())
+    }
+}
+
+impl ToPy for VecDeque<Id> {
+    fn to_py(&self, py: Python<'_>) -> PyResult<PyObject> {
+        Ok(PyTuple::new(py, self.iter().map(|id| &**id))?.into_any().unbind())
     }
 }
 
@@ -220,7 +226,7 @@ impl ToPy for Timestamp {
                 utc: m.getattr("timezone")?.getattr("utc")?.unbind(),
             })
         })?;
-        Ok(api.fromtimestamp.call1(py, (self.as_secs_f64(), api.utc.clone_ref(py)))?)
+        api.fromtimestamp.call1(py, (self.as_secs_f64(), api.utc.clone_ref(py)))
     }
 }
 
@@ -239,6 +245,7 @@ impl ToPy for Details {
         for (k, v) in &self.0 {
             let v: PyObject = match v {
                 Detail::Text(s) => s.to_py(py)?,
+                Detail::Id(s) => s.to_py(py)?,
                 Detail::Static(s) => s.to_py(py)?,
                 Detail::Number(n) => n.to_py(py)?,
                 Detail::Integer(n) => n.to_py(py)?,

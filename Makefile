@@ -1,0 +1,47 @@
+# dita's two entry points: `make demo` runs the demo kernel, `make test` runs
+# every check CI runs. Both set up what they need on a fresh machine
+# (a virtualenv with dita built in release mode, test tools).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+CARGO_MANIFEST := native/Cargo.toml
+
+.PHONY: setup demo test test-rust test-python lint bench bench-rust fuzz-long clean
+
+$(VENV)/.installed: pyproject.toml native/Cargo.toml $(wildcard native/*/Cargo.toml) $(wildcard native/*/src/*.rs)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(VENV)/bin/dita run $(ARGS)
+
+test: setup test-rust lint test-python
+
+test-rust:
+	cargo test --manifest-path $(CARGO_MANIFEST) --quiet
+	cargo clippy --manifest-path $(CARGO_MANIFEST) --all-targets --quiet -- -D warnings
+
+lint: setup
+	$(VENV)/bin/ruff check dita tests
+	$(VENV)/bin/mypy
+	$(PY) -m mypy.stubtest dita._native
+
+test-python: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) -m dita.bench.kernel
+
+bench-rust:
+	cargo bench --manifest-path $(CARGO_MANIFEST) -p dita-kernel --bench kernel
+
+fuzz-long: setup
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q tests/property
+
+clean:
+	rm -rf $(VENV) native/target
