@@ -50,6 +50,13 @@ pub struct Changes {
     pub account: Option<AccountView>,
 }
 
+/// Changed keys as JSON documents: (key, version, json) per slot, and the account's (version, json).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Documents {
+    pub slots: Vec<(String, u64, String)>,
+    pub account: Option<(u64, String)>,
+}
+
 #[derive(Serialize)]
 pub struct Snapshot<'a> {
     pub max_slots: usize,
@@ -198,6 +205,43 @@ impl Kernel {
     /// Keys changed since the last drain (slots and the account).
     pub fn pending_changes(&self) -> usize {
         self.dirty.len() + usize::from(self.account_dirty)
+    }
+
+    /// Marks every slot and the account changed, so the next drain returns
+    /// all of them: what a projection needs after its store lost writes.
+    pub fn mark_all_changed(&mut self) {
+        for i in 0..self.slots.len() {
+            self.mark_dirty(i);
+        }
+        self.account_dirty = true;
+    }
+
+    /// Like `drain_changes`, as JSON documents for a store: each carries the
+    /// kernel id, its key, its version and when it was written.
+    pub fn drain_documents(&mut self, kernel_id: &str, now: Timestamp) -> Documents {
+        #[derive(Serialize)]
+        struct Doc<'a, T: Serialize> {
+            kernel_id: &'a str,
+            key: String,
+            updated_at: Timestamp,
+            #[serde(flatten)]
+            body: &'a T,
+        }
+        let changes = self.drain_changes();
+        let slots = changes
+            .slots
+            .iter()
+            .map(|s| {
+                let key = format!("{kernel_id}:{}", s.slot_id);
+                let doc = Doc { kernel_id, key: key.clone(), updated_at: now, body: s };
+                (key, s.version, serde_json::to_string(&doc).expect("slots serialize"))
+            })
+            .collect();
+        let account = changes.account.map(|a| {
+            let doc = Doc { kernel_id, key: kernel_id.to_owned(), updated_at: now, body: &a };
+            (a.version, serde_json::to_string(&doc).expect("accounts serialize"))
+        });
+        Documents { slots, account }
     }
 
     pub fn drain_changes(&mut self) -> Changes {

@@ -21,7 +21,7 @@ pub mod validate;
 
 pub use account::{AccountEvent, AccountView, Calibration, ExchangeConfig, ExchangeConfigUpdate};
 pub use error::InputError;
-pub use kernel::{Changes, Control, Kernel};
+pub use kernel::{Changes, Control, Documents, Kernel};
 pub use messages::{Intent, VenueEvent};
 pub use order::{Id, Metadata, Order};
 pub use outcome::{Detail, Details, Outcome, Transition};

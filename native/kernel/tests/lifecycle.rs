@@ -341,3 +341,23 @@ fn the_benchmark_scenario_runs_every_trade_to_closed() {
     }
     assert_eq!(steps.len(), 3 * 2 * 16 + 2 * 3, "16 steps per slot and round, plus a mark per asset");
 }
+
+#[test]
+fn documents_carry_kernel_id_key_and_version_and_can_be_requested_again() {
+    let mut k = kernel(2);
+    k.drain_changes();
+    k.process_intent(&enter(1, "a", Side::Long, 1.0));
+    let docs = k.drain_documents("k1", Timestamp(0));
+    assert_eq!(docs.slots.len(), 1);
+    let (key, version, json) = &docs.slots[0];
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(key, "k1:1");
+    assert_eq!((v["kernel_id"].as_str(), v["key"].as_str()), (Some("k1"), Some("k1:1")));
+    assert_eq!(v["version"].as_u64(), Some(*version));
+    assert_eq!(v["fsm_state"], "ORDER_REQUESTED");
+    assert_eq!(v["updated_at"], "1970-01-01T00:00:00Z");
+    assert!(k.drain_documents("k1", Timestamp(0)).slots.is_empty());
+    k.mark_all_changed();
+    let again = k.drain_documents("k1", Timestamp(0));
+    assert_eq!((again.slots.len(), again.account.is_some()), (2, true));
+}

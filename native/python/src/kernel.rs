@@ -9,6 +9,9 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 use crate::contracts::{PyIntent, PyOutcome, PySlot, PyVenueEvent};
 use crate::convert::{from_py, guard, input_error, timestamp_arg, to_py, ToPy};
 
+/// ([(key, version, json) per slot], (version, json) of the account or None)
+type DrainedDocuments = (Vec<(String, u64, String)>, Option<(u64, String)>);
+
 #[pyclass(module = "dita._native", name = "Kernel")]
 pub struct PyKernel {
     core: Kernel,
@@ -174,6 +177,24 @@ impl PyKernel {
             None => py.None().into_bound(py),
         };
         Ok((PyList::new(py, slots)?, account))
+    }
+
+    /// Every slot and the account count as changed: the next drain returns all.
+    fn mark_all_changed(&mut self) {
+        self.core.mark_all_changed();
+    }
+
+    /// Changed slots and account as JSON documents built in Rust, for stores:
+    /// ([(key, version, json), ...], (version, json) or None).
+    #[pyo3(signature = (kernel_id, now = None))]
+    fn drain_documents(
+        &mut self,
+        kernel_id: &str,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<DrainedDocuments> {
+        let now = timestamp_arg("now", now)?;
+        let docs = guard(|| self.core.drain_documents(kernel_id, now))?;
+        Ok((docs.slots, docs.account))
     }
 
     fn checkpoint<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
