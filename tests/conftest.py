@@ -1,0 +1,85 @@
+"""Shared fixtures: a real Hazelcast cluster for integration tests.
+
+Where it comes from, in order: an address in DITA_HAZELCAST (with
+DITA_CLUSTER for its name); a member started from the Hazelcast jars when
+Java is here (the default on these machines); a `hazelcast/hazelcast`
+container via testcontainers when a Docker engine answers. Tests that need a
+cluster skip, naming why, only when none of the three is available, and
+never under CI, where they must run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from dita.cluster.local_member import HAZELCAST_VERSION, LocalMember, find_free_port
+
+
+@dataclass
+class Cluster:
+    """A reachable cluster; `member` is set when the tests own it and may stop it."""
+
+    members: list[str]
+    cluster_name: str
+    member: LocalMember | None = None
+
+    def client(self, **config: Any) -> Any:
+        import hazelcast
+        from hazelcast.config import ReconnectMode
+
+        defaults: dict[str, Any] = {
+            "cluster_members": self.members,
+            "cluster_name": self.cluster_name,
+            "cluster_connect_timeout": 30.0,
+            "reconnect_mode": ReconnectMode.ASYNC,
+            "smart_routing": False,
+        }
+        defaults.update(config)
+        return hazelcast.HazelcastClient(**defaults)
+
+
+def _docker_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=5).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"no Hazelcast cluster for the integration tests, and CI must run them: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    address = os.environ.get("DITA_HAZELCAST")
+    if address:
+        yield Cluster(address.split(","), os.environ.get("DITA_CLUSTER", "dita"))
+        return
+    if shutil.which("java") is not None:
+        member = LocalMember(port=find_free_port(), cluster_name="dita-test", log=lambda _line: None)
+        member.start(timeout=180)
+        try:
+            yield Cluster([member.address], "dita-test", member)
+        finally:
+            member.stop()
+        return
+    if _docker_answers():
+        from testcontainers.core.container import DockerContainer
+        from testcontainers.core.waiting_utils import wait_for_logs
+
+        with DockerContainer(f"hazelcast/hazelcast:{HAZELCAST_VERSION}").with_exposed_ports(5701) as c:
+            wait_for_logs(c, "is STARTED", timeout=120)
+            yield Cluster([f"{c.get_container_host_ip()}:{c.get_exposed_port(5701)}"], "dev")
+        return
+    _unavailable("no DITA_HAZELCAST address, no java to start a member, no Docker engine")
