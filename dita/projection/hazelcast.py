@@ -194,6 +194,10 @@ class HazelcastProjection:
     def stats(self) -> dict[str, Any]:  # type: ignore[no-redef]
         return self.stats_dict()
 
+    def beat_now(self) -> None:
+        """Publish `dita.kernels` entries in the next cycle (after a control change)."""
+        self._last_beat = 0.0
+
     def backlog(self) -> int:
         with self._lock:
             return len(self._pending_slots) + len(self._pending_accounts)

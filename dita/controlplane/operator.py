@@ -1,0 +1,209 @@
+"""The operator's side of the control plane: show, set, clear, wait, history.
+
+Writes use compare-and-set on the entry, so two operators writing at once
+never silently overwrite each other: one wins, the other retries on top of it
+with the next rev, and both end up in the history.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from dita.controlplane.entries import CONTROL_VALUES, GLOBAL_KEY, KERNEL_PREFIX, kernel_key, parse_entry
+from dita.controlplane.signing import sign_entry
+from dita.enums import KernelMode, KernelVerbosity
+from dita.projection.base import CONTROL_MAP, KERNELS_MAP
+
+HISTORY_MAP = "dita.control.history"
+REVS_MAP = "dita.control.revs"
+#: A kernel whose heartbeat is older than this is not waited for.
+LIVE_WITHIN_S = 10.0
+
+
+def default_author() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def _json_value(doc: dict[str, Any]) -> Any:
+    from hazelcast.core import HazelcastJsonValue
+
+    return HazelcastJsonValue(json.dumps(doc, sort_keys=True, separators=(",", ":")))
+
+
+def _decode(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        doc = json.loads(value.to_string() if hasattr(value, "to_string") else value)
+    except (ValueError, TypeError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def record_history(client: Any, kind: str, key: str, doc: dict[str, Any]) -> Any:
+    """Appends one audit record; returns the future (kernels never wait for it)."""
+    at = time.time()
+    record = {"kind": kind, "key": key, "at": at, **doc}
+    hkey = f"{int(at * 1e6):020d}-{uuid.uuid4().hex[:8]}"
+    return client.get_map(HISTORY_MAP).put(hkey, _json_value(record))
+
+
+@dataclass
+class SetResult:
+    key: str
+    rev: int
+    entry: dict[str, Any]
+    attempts: int
+    applied: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    waited_s: float = 0.0
+
+
+class ControlOperator:
+    """Reads and writes `dita.control` for an operator.
+
+    Keyword arguments:
+        control_key: HMAC key shared with kernels; entries are signed when given.
+        author: recorded with every write (default user@host).
+    """
+
+    def __init__(self, client: Any, *, control_key: bytes | None = None, author: str | None = None) -> None:
+        self.client = client
+        self.control_key = control_key
+        self.author = author or default_author()
+        self._control = client.get_map(CONTROL_MAP).blocking()
+        self._kernels = client.get_map(KERNELS_MAP).blocking()
+        self._revs = client.get_map(REVS_MAP).blocking()
+
+    def show(self) -> dict[str, Any]:
+        entries = {str(k): _decode(v) for k, v in self._control.entry_set()}
+        now = time.time()
+        kernels = {}
+        for k, v in self._kernels.entry_set():
+            doc = _decode(v) or {}
+            doc["live"] = doc.get("state") == "RUNNING" and now - float(doc.get("heartbeat_at", 0)) < LIVE_WITHIN_S
+            kernels[str(k)] = doc
+        return {
+            "global": entries.get(GLOBAL_KEY),
+            "overrides": {k[len(KERNEL_PREFIX):]: v for k, v in entries.items() if k.startswith(KERNEL_PREFIX)},
+            "kernels": kernels,
+        }
+
+    def set(
+        self,
+        *,
+        kernel_id: str | None = None,
+        mode: KernelMode | str | None = None,
+        verbosity: KernelVerbosity | str | None = None,
+        journal: bool | None = None,
+        reason: str = "",
+        wait: bool = False,
+        timeout: float = 10.0,
+    ) -> SetResult:
+        """Writes the next rev of the global entry (or one kernel's); with `wait`,
+        returns once every live kernel concerned reports it applied."""
+        key = GLOBAL_KEY if kernel_id is None else kernel_key(kernel_id)
+        values: dict[str, Any] = {}
+        if mode is not None:
+            values["mode"] = KernelMode(mode).value if isinstance(mode, str) else mode.value
+        if verbosity is not None:
+            values["verbosity"] = KernelVerbosity(verbosity).value if isinstance(verbosity, str) else verbosity.value
+        if journal is not None:
+            values["journal"] = bool(journal)
+        if not values:
+            raise ValueError(f"nothing to set: give at least one of {', '.join(CONTROL_VALUES)}")
+        waiter = _ApplyWaiter(self.client, key) if wait else None
+        try:
+            for attempt in range(1, 51):
+                current_raw = self._control.get(key)
+                current = _decode(current_raw)
+                floor = self._revs.get(key)
+                base = max(int(current.get("rev", 0)) if current else 0, int(floor or 0))
+                # Unchanged fields of the current entry carry over: a set changes what it names.
+                doc = {k: current[k] for k in CONTROL_VALUES if current and k in current}
+                doc.update(values)
+                doc.update({"rev": base + 1, "author": self.author, "reason": reason, "issued_at": time.time()})
+                if self.control_key is not None:
+                    doc["signature"] = sign_entry(doc, self.control_key)
+                parse_entry(key, json.dumps(doc), control_key=self.control_key)  # refuse our own bad entry
+                value = _json_value(doc)
+                if current_raw is None:
+                    won = self._control.put_if_absent(key, value) is None
+                else:
+                    won = bool(self._control.replace_if_same(key, current_raw, value))
+                if won:
+                    self._revs.put(key, doc["rev"])
+                    record_history(self.client, "WRITE", key, doc).result()
+                    result = SetResult(key, doc["rev"], doc, attempt)
+                    if waiter is not None:
+                        started = time.monotonic()
+                        result.applied, result.missing = waiter.wait(doc["rev"], kernel_id, timeout)
+                        result.waited_s = time.monotonic() - started
+                    return result
+            raise RuntimeError(f"could not write {key}: 50 other writes won in a row")
+        finally:
+            if waiter is not None:
+                waiter.close()
+
+    def clear(self, kernel_id: str, reason: str = "") -> bool:
+        """Removes one kernel's override; it falls back to the global entry."""
+        key = kernel_key(kernel_id)
+        old = _decode(self._control.remove(key))
+        record_history(self.client, "CLEAR", key, {"author": self.author, "reason": reason,
+                                                   "rev": (old or {}).get("rev")}).result()
+        return old is not None
+
+    def history(self, limit: int = 100) -> list[dict[str, Any]]:
+        entries = sorted(self.client.get_map(HISTORY_MAP).blocking().entry_set(), key=lambda kv: str(kv[0]))
+        return [d for _, v in entries[-limit:] if (d := _decode(v)) is not None]
+
+
+class _ApplyWaiter:
+    """Watches `dita.kernels` for kernels reporting a rev of one control key."""
+
+    def __init__(self, client: Any, key: str) -> None:
+        self._map = client.get_map(KERNELS_MAP)
+        self._key = key
+        self._cond = threading.Condition()
+        self._reg = self._map.add_entry_listener(
+            include_value=True, added_func=self._poke, updated_func=self._poke
+        ).result()
+
+    def _poke(self, _event: Any) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def _status(self, kernel_id: str | None) -> dict[str, dict[str, Any]]:
+        now = time.time()
+        docs = {str(k): _decode(v) or {} for k, v in self._map.blocking().entry_set()}
+        live = {
+            k: d for k, d in docs.items()
+            if d.get("state") == "RUNNING" and now - float(d.get("heartbeat_at", 0)) < LIVE_WITHIN_S
+        }
+        return {k: d for k, d in live.items() if kernel_id is None or k == kernel_id}
+
+    def wait(self, rev: int, kernel_id: str | None, timeout: float) -> tuple[list[str], list[str]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            kernels = self._status(kernel_id)
+            applied = sorted(k for k, d in kernels.items()
+                             if int(((d.get("control_report") or {}).get("revs") or {}).get(self._key, 0)) >= rev)
+            missing = sorted(set(kernels) - set(applied))
+            left = deadline - time.monotonic()
+            if not missing or left <= 0:
+                return applied, missing
+            with self._cond:
+                self._cond.wait(min(left, 0.05))
+
+    def close(self) -> None:
+        try:
+            self._map.remove_entry_listener(self._reg).result()
+        except Exception:  # the cluster may be gone; nothing to undo then
+            pass

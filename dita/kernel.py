@@ -1,0 +1,354 @@
+"""`ExecutionKernel`: the public face of the Rust kernel.
+
+The Rust kernel (`dita._native.Kernel`) owns every slot and decides every
+transition. This class adds what lives beside it: the venue it trades
+against, the journal, the projection, and control. Each call is one or two
+native calls plus, when the venue answers at once, one per venue event; the
+projection is pulled from change tracking and costs the call nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from dita._native import Kernel
+from dita.contracts import (
+    KernelCommandType,
+    KernelIntent,
+    KernelOutcome,
+    TradeSlot,
+    VenueEvent,
+    VenueOrder,
+)
+from dita.control import ControlPlane, ControlUpdate, KernelControlSnapshot, LocalControlPlane
+from dita.enums import KernelVerbosity
+from dita.journal import KernelJournal, MemoryJournal
+from dita.projection import InMemoryProjection, KernelProjection
+from dita.venue import MockVenueAdapter, VenueAdapter
+
+
+class KernelSlotView:
+    """One slot, read live from the kernel; assigning a field writes it through.
+
+    A write bypasses the lifecycle (it is how operators repair a slot by
+    hand) but is checked like a reconcile: a value the kernel would refuse
+    raises and changes nothing.
+    """
+
+    __slots__ = ("_kernel", "_slot_id")
+
+    def __init__(self, kernel: ExecutionKernel, slot_id: int) -> None:
+        object.__setattr__(self, "_kernel", kernel)
+        object.__setattr__(self, "_slot_id", slot_id)
+
+    @property
+    def slot_id(self) -> int:
+        return self._slot_id
+
+    def snapshot(self) -> TradeSlot:
+        return self._kernel._core.slot(self._slot_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.snapshot(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "slot_id":
+            raise AttributeError("slot_id is the view's identity and cannot be assigned")
+        self._write(**{name: value})
+
+    def _write(self, **changes: Any) -> None:
+        self._kernel._core.set_slot(self.snapshot().replace(**changes))
+
+    def to_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.snapshot().to_dict()
+        return result
+
+    def mark_price(self, price: float) -> None:
+        """Marks this slot alone (`ExecutionKernel.mark_price` marks an asset)."""
+        slot = self.snapshot()
+        unrealized = (1.0 if slot.side == "LONG" else -1.0) * (price - slot.entry_price) * slot.size
+        self._write(last_mark_price=price, unrealized_pnl=unrealized if slot.is_open() else 0.0)
+
+    def consume_exit_leg(self) -> float:
+        """Skips the active exit leg; returns its ratio."""
+        slot = self.snapshot()
+        ratio = slot.next_exit_ratio()
+        self._write(active_leg_index=min(slot.active_leg_index + 1, len(slot.exit_leg_ratios) - 1))
+        return ratio
+
+    def attach_entry_order(self, order: VenueOrder) -> None:
+        self._write(active_entry_order=order.to_dict())
+
+    def attach_exit_order(self, order: VenueOrder) -> None:
+        self._write(active_exit_order=order.to_dict())
+
+    def __repr__(self) -> str:
+        s = self.snapshot()
+        return f"KernelSlotView(slot_id={self._slot_id}, state={s.fsm_state.value}, trade_id={s.trade_id!r})"
+
+
+class KernelStateView:
+    """The slots as write-through views, and the kernel's indices."""
+
+    def __init__(self, kernel: ExecutionKernel) -> None:
+        self._kernel = kernel
+        self.slots = [KernelSlotView(kernel, i) for i in range(kernel.max_slots)]
+
+    @property
+    def active_trade_index(self) -> dict[str, int]:
+        return self._kernel._core.trade_index()
+
+    @property
+    def venue_order_index(self) -> dict[str, int]:
+        return self._kernel._core.venue_order_index()
+
+    @property
+    def client_order_index(self) -> dict[str, int]:
+        return self._kernel._core.client_order_index()
+
+
+class ExecutionKernel:
+    """A multi-slot execution kernel.
+
+    Keyword arguments (all optional):
+        max_slots: number of trade slots, fixed for the kernel's life (default 10).
+        kernel_id: this kernel's name in projections (default: host-pid-random).
+        venue: where orders go (default: a `MockVenueAdapter`).
+        journal: where transitions are recorded when control's journal flag is
+            on (default: a bounded `MemoryJournal`).
+        projection: where state is mirrored (default: an `InMemoryProjection`).
+        projection_client: a connected `hazelcast.HazelcastClient`; when given
+            (and no `projection`), state streams into its cluster's maps.
+        control: the control to start with (default: ACTIVE, NORMAL, no journal).
+        control_plane: where control comes from (default: a local one).
+        seen_event_capacity: event ids each slot remembers for idempotency (default 64).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_slots: int = 10,
+        kernel_id: str | None = None,
+        venue: VenueAdapter | None = None,
+        journal: KernelJournal | None = None,
+        projection: KernelProjection | None = None,
+        projection_client: Any = None,
+        control: KernelControlSnapshot | None = None,
+        control_plane: ControlPlane | None = None,
+        seen_event_capacity: int = 64,
+        _core: Kernel | None = None,
+    ) -> None:
+        self._core = _core if _core is not None else Kernel(max_slots, seen_event_capacity=seen_event_capacity)
+        self.max_slots = self._core.max_slots
+        self._kernel_id = kernel_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.venue: VenueAdapter = venue if venue is not None else MockVenueAdapter()
+        self.journal: KernelJournal = journal if journal is not None else MemoryJournal()
+        self.control_plane: ControlPlane = control_plane or LocalControlPlane(control)
+        self._journal_seq = 0
+        self._control_report: dict[str, Any] = {}
+        self.started_at = time.time()
+        self._apply_control(self.control_plane.read())
+        self.state = KernelStateView(self)
+        if projection is None and projection_client is not None:
+            from dita.projection.hazelcast import HazelcastProjection
+
+            projection = HazelcastProjection(projection_client)
+        self.projection: KernelProjection = projection if projection is not None else InMemoryProjection()
+        self.projection.attach(self)
+
+    # ----- identity and control -------------------------------------------------
+
+    @property
+    def kernel_id(self) -> str:
+        return self._kernel_id
+
+    @property
+    def control(self) -> KernelControlSnapshot:
+        return self._control
+
+    def update_control(self, update: ControlUpdate) -> KernelControlSnapshot:
+        """Applies a control change; a bad value raises and changes nothing."""
+        snapshot = self.control_plane.update(update)
+        self._apply_control(snapshot)
+        return snapshot
+
+    def apply_control(self, snapshot: KernelControlSnapshot) -> None:
+        """Puts a control decided elsewhere (e.g. the cluster's) into force at once."""
+        self._apply_control(snapshot)
+
+    def report_control(self, report: dict[str, Any]) -> None:
+        """Where the applied control came from (revs, last refusal), for `dita.kernels`;
+        the projection is asked to publish it at once so operators see it within ms."""
+        self._control_report = report
+        beat_now = getattr(self.projection, "beat_now", None)
+        if beat_now is not None:
+            beat_now()
+
+    def _apply_control(self, snapshot: KernelControlSnapshot) -> None:
+        self._core.set_control(snapshot.mode.value, snapshot.verbosity.value, snapshot.journal)
+        self._control = snapshot
+        self._journal_on = snapshot.journal
+
+    # ----- the hot path -----------------------------------------------------------
+
+    def process_intent(self, intent: KernelIntent) -> KernelOutcome:
+        """Applies an intent, hands an accepted order to the venue and applies
+        whatever the venue answers at once. If the venue raises, the slot keeps
+        its request (ORDER_REQUESTED or EXIT_REQUESTED, CANCEL-able) and the
+        exception propagates."""
+        outcome = self._core.process_intent(intent)
+        order = outcome.order
+        if order is not None and outcome.accepted:
+            if intent.action == KernelCommandType.CANCEL:
+                events = self.venue.cancel(order, intent.reason)
+            else:
+                events = self.venue.submit(intent, order)
+                submitted = self._core.submitted(outcome.slot_id, None)
+                if submitted.transitions:
+                    outcome = outcome.followed_by([submitted], [])
+            if events:
+                answers = [self._core.on_venue_event(event) for event in events]
+                outcome = outcome.followed_by(answers, list(events))
+        if self._journal_on:
+            self._record(outcome, intent=intent)
+        return outcome
+
+    def on_venue_event(self, event: VenueEvent) -> KernelOutcome:
+        outcome = self._core.on_venue_event(event)
+        if self._journal_on:
+            self._record(outcome, event=event)
+        return outcome
+
+    def mark_price(self, asset: str, price: float) -> int:
+        """Marks every live trade of `asset`; returns how many slots it touched."""
+        return self._core.mark_price(asset, price)
+
+    # ----- slots --------------------------------------------------------------------
+
+    def slot(self, slot_id: int) -> KernelSlotView:
+        if not 0 <= slot_id < self.max_slots:
+            raise IndexError(f"slot_id = {slot_id}: must be 0 to {self.max_slots - 1}")
+        return self.state.slots[slot_id]
+
+    def free_slot(self) -> KernelSlotView | None:
+        slot_id = self._core.free_slot()
+        return None if slot_id is None else self.state.slots[slot_id]
+
+    def slots(self) -> Iterator[TradeSlot]:
+        for i in range(self.max_slots):
+            yield self._core.slot(i)
+
+    def reconcile_from_slots(self, slots: Sequence[TradeSlot | Mapping[str, Any]]) -> KernelOutcome:
+        """Replaces every slot with `slots` (those left out become IDLE) after
+        checking the whole set; an invalid set is refused whole."""
+        return self._core.reconcile_from_slots(list(slots), None)
+
+    # ----- account --------------------------------------------------------------------
+
+    @property
+    def account(self) -> dict[str, Any]:
+        return self._core.account()
+
+    def set_seed_capital(self, seed: float) -> None:
+        self._core.set_seed_capital(seed)
+
+    def set_exchange_config(self, config: Mapping[str, Any]) -> None:
+        """Loads the fee schedule; keys (all optional, unset ones keep their value):
+        taker_rate, maker_rate (fractions: 0.0005 = 0.05 %), lot_step, tick_size,
+        funding_interval_secs."""
+        self._core.set_exchange_config(dict(config))
+
+    def calibrate_fee(self, fill_price: float, fill_qty: float, actual_fee: float) -> dict[str, Any]:
+        """Checks the fee model against one known fill: expected_fee, actual_fee,
+        ratio, deviation_pct, calibration_status (OK < 1 %, WARN < 5 %, ERROR),
+        calibration_ratio (moving average) and calibration_samples."""
+        return self._core.calibrate_fee(fill_price, fill_qty, actual_fee)
+
+    def on_account_event(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Applies FILL_SETTLED, ACCOUNT_UPDATE or FUNDING_FEE once per event id."""
+        return self._core.on_account_event(dict(event))
+
+    # ----- whole-kernel views -------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        snap = self._core.snapshot()
+        snap["kernel_id"] = self._kernel_id
+        snap["control"] = self._control.as_dict()
+        return snap
+
+    def drain_changes(self) -> tuple[list[TradeSlot], dict[str, Any] | None]:
+        """What changed since the last drain, each key once (for projections)."""
+        return self._core.drain_changes()
+
+    def drain_documents(self) -> tuple[list[tuple[str, int, str]], tuple[int, str] | None]:
+        """What changed since the last drain as JSON documents (for stores)."""
+        return self._core.drain_documents(self._kernel_id)
+
+    def mark_all_changed(self) -> None:
+        """Makes the next drain return every slot and the account."""
+        self._core.mark_all_changed()
+
+    def pending_changes(self) -> int:
+        return self._core.pending_changes()
+
+    def status(self) -> dict[str, Any]:
+        """This kernel's entry for `dita.kernels`."""
+        return {
+            "kernel_id": self._kernel_id,
+            "state": "RUNNING",
+            "control": self._control.as_dict(),
+            "control_report": self._control_report,
+            "max_slots": self.max_slots,
+            "started_at": self.started_at,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "heartbeat_at": time.time(),
+        }
+
+    def checkpoint(self) -> bytes:
+        """The whole kernel state as msgpack bytes."""
+        return self._core.checkpoint()
+
+    @classmethod
+    def from_checkpoint(cls, data: bytes, **kwargs: Any) -> ExecutionKernel:
+        """A kernel restored from `checkpoint()` bytes; other arguments as for the constructor."""
+        core = Kernel.restore(data)
+        control = kwargs.pop("control", None) or KernelControlSnapshot(
+            mode=core.mode, verbosity=core.verbosity, journal=core.journal, source="checkpoint"
+        )
+        return cls(_core=core, control=control, **kwargs)
+
+    def close(self) -> None:
+        """Flushes the projection and the journal."""
+        self.projection.detach(self._kernel_id)
+        self.journal.close()
+
+    # ----- journal ----------------------------------------------------------------------
+
+    def _record(
+        self, outcome: KernelOutcome, *, intent: KernelIntent | None = None, event: VenueEvent | None = None
+    ) -> None:
+        verbosity = self._control.verbosity
+        control = {"mode": self._control.mode.value, "verbosity": verbosity.value, "rev": self._control.rev}
+        detailed = verbosity in (KernelVerbosity.VERBOSE, KernelVerbosity.TRACE)
+        traced = verbosity is KernelVerbosity.TRACE
+        for transition in outcome.transitions:
+            self._journal_seq += 1
+            self.journal.record(
+                {
+                    "kernel_id": self._kernel_id,
+                    "seq": self._journal_seq,
+                    "transition": transition.to_dict(),
+                    "slot": self._core.slot(transition.slot_id).to_dict() if detailed else None,
+                    "event": event.to_dict() if traced and event is not None else None,
+                    "intent": intent.to_dict() if traced and intent is not None else None,
+                    "outcome": {"diagnostic_code": outcome.diagnostic_code.value, "accepted": outcome.accepted},
+                    "control": control,
+                    "recorded_at": time.time(),
+                }
+            )
