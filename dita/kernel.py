@@ -41,6 +41,8 @@ class KernelSlotView:
     """
 
     __slots__ = ("_kernel", "_slot_id")
+    _kernel: ExecutionKernel
+    _slot_id: int
 
     def __init__(self, kernel: ExecutionKernel, slot_id: int) -> None:
         object.__setattr__(self, "_kernel", kernel)
@@ -143,7 +145,9 @@ class ExecutionKernel:
         seen_event_capacity: int = 64,
         _core: Kernel | None = None,
     ) -> None:
-        self._core = _core if _core is not None else Kernel(max_slots, seen_event_capacity=seen_event_capacity)
+        self._core = (
+            _core if _core is not None else Kernel(max_slots, seen_event_capacity=seen_event_capacity)
+        )
         self.max_slots = self._core.max_slots
         self._kernel_id = kernel_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.venue: VenueAdapter = venue if venue is not None else MockVenueAdapter()
@@ -347,7 +351,10 @@ class ExecutionKernel:
                     "slot": self._core.slot(transition.slot_id).to_dict() if detailed else None,
                     "event": event.to_dict() if traced and event is not None else None,
                     "intent": intent.to_dict() if traced and intent is not None else None,
-                    "outcome": {"diagnostic_code": outcome.diagnostic_code.value, "accepted": outcome.accepted},
+                    "outcome": {
+                        "diagnostic_code": outcome.diagnostic_code.value,
+                        "accepted": outcome.accepted,
+                    },
                     "control": control,
                     "recorded_at": time.time(),
                 }

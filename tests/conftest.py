@@ -31,18 +31,17 @@ class Cluster:
     member: LocalMember | None = None
 
     def client(self, **config: Any) -> Any:
-        import hazelcast
+        from hazelcast.client import HazelcastClient
         from hazelcast.config import ReconnectMode
 
         defaults: dict[str, Any] = {
             "cluster_members": self.members,
             "cluster_name": self.cluster_name,
-            "cluster_connect_timeout": 30.0,
             "reconnect_mode": ReconnectMode.ASYNC,
             "smart_routing": False,
         }
         defaults.update(config)
-        return hazelcast.HazelcastClient(**defaults)
+        return HazelcastClient(**defaults)
 
 
 def _docker_answers() -> bool:

@@ -31,7 +31,11 @@ class ControlRefusal(ValueError):
         self.reason = reason
 
     def as_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "rev": self.rev if isinstance(self.rev, int) else None, "reason": self.reason}
+        return {
+            "key": self.key,
+            "rev": self.rev if isinstance(self.rev, int) else None,
+            "reason": self.reason,
+        }
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,9 @@ def parse_entry(key: str, raw: Any, *, last_rev: int = 0, control_key: bytes | N
     if not isinstance(rev, int) or isinstance(rev, bool) or rev < 1:
         raise ControlRefusal(key, rev, f"rev = {rev!r}: must be an integer of at least 1")
     if rev <= last_rev:
-        raise ControlRefusal(key, rev, f"rev {rev} is not above the last applied rev {last_rev} (stale or replayed)")
+        raise ControlRefusal(
+            key, rev, f"rev {rev} is not above the last applied rev {last_rev} (stale or replayed)"
+        )
     if not any(f in doc for f in CONTROL_VALUES):
         raise ControlRefusal(key, rev, f"sets none of {', '.join(CONTROL_VALUES)}")
     mode = _enum(key, rev, doc, "mode", KernelMode)
@@ -106,8 +112,14 @@ def parse_entry(key: str, raw: Any, *, last_rev: int = 0, control_key: bytes | N
         if not verify_signature(doc, control_key):
             raise ControlRefusal(key, rev, "signature does not match the entry (forged or altered)")
     return ControlEntry(
-        key=key, rev=rev, mode=mode, verbosity=verbosity, journal=journal,
-        author=doc.get("author", ""), reason=doc.get("reason", ""), issued_at=float(issued_at),
+        key=key,
+        rev=rev,
+        mode=mode,
+        verbosity=verbosity,
+        journal=journal,
+        author=doc.get("author", ""),
+        reason=doc.get("reason", ""),
+        issued_at=float(issued_at),
     )
 
 
@@ -144,5 +156,6 @@ def effective_control(
             for name, value in entry.values().items():
                 values[name] = value
                 sources[name] = entry.key
-    return EffectiveControl(KernelMode(values["mode"]), KernelVerbosity(values["verbosity"]),
-                            bool(values["journal"]), sources)
+    return EffectiveControl(
+        KernelMode(values["mode"]), KernelVerbosity(values["verbosity"]), bool(values["journal"]), sources
+    )

@@ -101,8 +101,12 @@ class ControlListener:
             self._read_all(self.read_timeout)
             self.connected_at_start = True
         except Exception as e:
-            log.warning("control: cannot read %s (%s); running with the start control %s",
-                        CONTROL_MAP, e, self.default.as_dict())
+            log.warning(
+                "control: cannot read %s (%s); running with the start control %s",
+                CONTROL_MAP,
+                e,
+                self.default.as_dict(),
+            )
             self._apply()
             return False
         return True
@@ -197,7 +201,9 @@ class ControlListener:
         global_entry = self._entries.get(GLOBAL_KEY)
         own_entry = self._entries.get(self.own_key)
         eff = effective_control(default, global_entry, own_entry)
-        newest = max((e for e in (global_entry, own_entry) if e is not None), key=lambda e: e.issued_at, default=None)
+        newest = max(
+            (e for e in (global_entry, own_entry) if e is not None), key=lambda e: e.issued_at, default=None
+        )
         snapshot = KernelControlSnapshot(
             mode=eff.mode,
             verbosity=eff.verbosity,
@@ -242,4 +248,6 @@ class ControlListener:
 
     def _sources(self) -> dict[str, str]:
         default = {k: getattr(self.default, k) for k in CONTROL_VALUES}
-        return effective_control(default, self._entries.get(GLOBAL_KEY), self._entries.get(self.own_key)).sources
+        return effective_control(
+            default, self._entries.get(GLOBAL_KEY), self._entries.get(self.own_key)
+        ).sources

@@ -7,6 +7,7 @@ with the next rev, and both end up in the history.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import socket
@@ -88,11 +89,15 @@ class ControlOperator:
         kernels = {}
         for k, v in self._kernels.entry_set():
             doc = _decode(v) or {}
-            doc["live"] = doc.get("state") == "RUNNING" and now - float(doc.get("heartbeat_at", 0)) < LIVE_WITHIN_S
+            doc["live"] = (
+                doc.get("state") == "RUNNING" and now - float(doc.get("heartbeat_at", 0)) < LIVE_WITHIN_S
+            )
             kernels[str(k)] = doc
         return {
             "global": entries.get(GLOBAL_KEY),
-            "overrides": {k[len(KERNEL_PREFIX):]: v for k, v in entries.items() if k.startswith(KERNEL_PREFIX)},
+            "overrides": {
+                k[len(KERNEL_PREFIX) :]: v for k, v in entries.items() if k.startswith(KERNEL_PREFIX)
+            },
             "kernels": kernels,
         }
 
@@ -114,7 +119,9 @@ class ControlOperator:
         if mode is not None:
             values["mode"] = KernelMode(mode).value if isinstance(mode, str) else mode.value
         if verbosity is not None:
-            values["verbosity"] = KernelVerbosity(verbosity).value if isinstance(verbosity, str) else verbosity.value
+            values["verbosity"] = (
+                KernelVerbosity(verbosity).value if isinstance(verbosity, str) else verbosity.value
+            )
         if journal is not None:
             values["journal"] = bool(journal)
         if not values:
@@ -129,7 +136,9 @@ class ControlOperator:
                 # Unchanged fields of the current entry carry over: a set changes what it names.
                 doc = {k: current[k] for k in CONTROL_VALUES if current and k in current}
                 doc.update(values)
-                doc.update({"rev": base + 1, "author": self.author, "reason": reason, "issued_at": time.time()})
+                doc.update(
+                    {"rev": base + 1, "author": self.author, "reason": reason, "issued_at": time.time()}
+                )
                 if self.control_key is not None:
                     doc["signature"] = sign_entry(doc, self.control_key)
                 parse_entry(key, json.dumps(doc), control_key=self.control_key)  # refuse our own bad entry
@@ -156,8 +165,12 @@ class ControlOperator:
         """Removes one kernel's override; it falls back to the global entry."""
         key = kernel_key(kernel_id)
         old = _decode(self._control.remove(key))
-        record_history(self.client, "CLEAR", key, {"author": self.author, "reason": reason,
-                                                   "rev": (old or {}).get("rev")}).result()
+        record_history(
+            self.client,
+            "CLEAR",
+            key,
+            {"author": self.author, "reason": reason, "rev": (old or {}).get("rev")},
+        ).result()
         return old is not None
 
     def history(self, limit: int = 100) -> list[dict[str, Any]]:
@@ -184,7 +197,8 @@ class _ApplyWaiter:
         now = time.time()
         docs = {str(k): _decode(v) or {} for k, v in self._map.blocking().entry_set()}
         live = {
-            k: d for k, d in docs.items()
+            k: d
+            for k, d in docs.items()
             if d.get("state") == "RUNNING" and now - float(d.get("heartbeat_at", 0)) < LIVE_WITHIN_S
         }
         return {k: d for k, d in live.items() if kernel_id is None or k == kernel_id}
@@ -193,8 +207,11 @@ class _ApplyWaiter:
         deadline = time.monotonic() + timeout
         while True:
             kernels = self._status(kernel_id)
-            applied = sorted(k for k, d in kernels.items()
-                             if int(((d.get("control_report") or {}).get("revs") or {}).get(self._key, 0)) >= rev)
+            applied = sorted(
+                k
+                for k, d in kernels.items()
+                if int(((d.get("control_report") or {}).get("revs") or {}).get(self._key, 0)) >= rev
+            )
             missing = sorted(set(kernels) - set(applied))
             left = deadline - time.monotonic()
             if not missing or left <= 0:
@@ -203,7 +220,6 @@ class _ApplyWaiter:
                 self._cond.wait(min(left, 0.05))
 
     def close(self) -> None:
-        try:
+        # The cluster may be gone; then there is nothing to undo.
+        with contextlib.suppress(Exception):
             self._map.remove_entry_listener(self._reg).result()
-        except Exception:  # the cluster may be gone; nothing to undo then
-            pass

@@ -19,7 +19,9 @@ from typing import Any
 def canonical_bytes(entry: Mapping[str, Any]) -> bytes:
     """The bytes that are signed: every field but the signature, keys sorted, no spaces."""
     content = {k: v for k, v in entry.items() if k != "signature"}
-    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
+    return json.dumps(
+        content, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    ).encode()
 
 
 def sign_entry(entry: Mapping[str, Any], key: bytes) -> str:

@@ -47,29 +47,41 @@ def connect(
     connect_timeout: float = 10.0,
     client_name: str | None = None,
 ) -> Any:
-    """A Hazelcast client that fails fast: a clear error within `connect_timeout`
-    when no member answers, and calls that fail at once (not after 120 s) while
-    the cluster is away, so a writer can keep its backlog instead of blocking."""
-    import hazelcast
+    """A Hazelcast client that fails fast at startup and never gives up later.
+
+    No member within `connect_timeout` is a clear `ProjectionError`, not a
+    hang. Once connected, the client reconnects for as long as it takes
+    (a bounded `cluster_connect_timeout` would shut it down after an outage of
+    that length), and calls fail at once while the cluster is away (ASYNC),
+    so a writer keeps its backlog instead of blocking for 120 s.
+    """
+    from hazelcast.client import HazelcastClient
     from hazelcast.config import ReconnectMode
 
-    try:
-        return hazelcast.HazelcastClient(
-            cluster_members=list(members),
-            cluster_name=cluster_name,
-            client_name=client_name,
-            cluster_connect_timeout=connect_timeout,
-            reconnect_mode=ReconnectMode.ASYNC,
-            # Loopback and small clusters: one connection is enough, and the
-            # unisocket client does not wait for partition tables at startup.
-            smart_routing=False,
-            invocation_timeout=max(connect_timeout, 5.0),
-        )
-    except Exception as e:  # the client raises IllegalStateError with a terse text
+    connected = threading.Event()
+
+    def on_state(state: str) -> None:
+        if state == "CONNECTED":
+            connected.set()
+
+    client = HazelcastClient(
+        cluster_members=list(members),
+        cluster_name=cluster_name,
+        client_name=client_name,
+        async_start=True,
+        reconnect_mode=ReconnectMode.ASYNC,
+        lifecycle_listeners=[on_state],
+        # Loopback and small clusters: one connection is enough, and writes
+        # need not wait for a partition table.
+        smart_routing=False,
+    )
+    if not connected.wait(connect_timeout):
+        client.shutdown()
         raise ProjectionError(
             f"cannot reach Hazelcast cluster {cluster_name!r} at {', '.join(members)} "
-            f"within {connect_timeout:g} s: {e}"
-        ) from e
+            f"within {connect_timeout:g} s: is a member running there, with that cluster name?"
+        )
+    return client
 
 
 @dataclass
@@ -126,7 +138,9 @@ class HazelcastProjection:
         connect_timeout: float = 10.0,
     ) -> None:
         self._owns_client = client is None
-        self.client = client if client is not None else connect(members, cluster_name, connect_timeout=connect_timeout)
+        self.client = (
+            client if client is not None else connect(members, cluster_name, connect_timeout=connect_timeout)
+        )
         self.flush_interval = flush_interval
         self.heartbeat_interval = heartbeat_interval
         self.status_ttl = status_ttl
@@ -191,7 +205,7 @@ class HazelcastProjection:
     def stats_dict(self) -> dict[str, Any]:
         return self.counters.as_dict(self.backlog())
 
-    def stats(self) -> dict[str, Any]:  # type: ignore[no-redef]
+    def stats(self) -> dict[str, Any]:
         return self.stats_dict()
 
     def beat_now(self) -> None:
@@ -260,7 +274,9 @@ class HazelcastProjection:
             for source in sources:
                 self._put_status(source.kernel_id, source.status())
 
-    def _keep(self, pending: dict[str, tuple[int, str, float]], key: str, version: int, doc: str, at: float) -> None:
+    def _keep(
+        self, pending: dict[str, tuple[int, str, float]], key: str, version: int, doc: str, at: float
+    ) -> None:
         old = pending.get(key)
         if old is None or old[0] <= version:
             pending[key] = (version, doc, old[2] if old else at)
@@ -313,4 +329,3 @@ class HazelcastProjection:
         doc = {**status, "projection": self.counters.as_dict(self.backlog())}
         future = self._kernels.put(kernel_id, HazelcastJsonValue(json.dumps(doc)), ttl=self.status_ttl)
         self._wait(future)
-

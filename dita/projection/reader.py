@@ -16,7 +16,14 @@ from typing import Any
 
 from dita.projection.base import ACCOUNTS_MAP, CONTROL_MAP, KERNELS_MAP, SLOTS_MAP
 
-LIVE_STAGES = ("ORDER_REQUESTED", "ORDER_SENT", "ENTRY_WORKING", "POSITION_OPEN", "EXIT_REQUESTED", "EXIT_WORKING")
+LIVE_STAGES = (
+    "ORDER_REQUESTED",
+    "ORDER_SENT",
+    "ENTRY_WORKING",
+    "POSITION_OPEN",
+    "EXIT_REQUESTED",
+    "EXIT_WORKING",
+)
 
 
 def _decode(value: Any) -> dict[str, Any] | None:

@@ -28,8 +28,17 @@ def client(cluster: Cluster) -> Iterator[Any]:
 def run_trades(kernel: ExecutionKernel, n: int, prefix: str) -> None:
     for i in range(n):
         slot = i % kernel.max_slots
-        kernel.process_intent(KernelIntent(action="ENTER", slot_id=slot, trade_id=f"{prefix}{i}", asset="BTC",
-                                           side="LONG", target_size=1.0, reference_price=100.0 + i))
+        kernel.process_intent(
+            KernelIntent(
+                action="ENTER",
+                slot_id=slot,
+                trade_id=f"{prefix}{i}",
+                asset="BTC",
+                side="LONG",
+                target_size=1.0,
+                reference_price=100.0 + i,
+            )
+        )
         kernel.mark_price("BTC", 101.0 + i)
         kernel.process_intent(KernelIntent(action="EXIT", slot_id=slot, reference_price=102.0 + i))
 
@@ -64,13 +73,23 @@ def assert_matches_kernel(client: Any, kernel: ExecutionKernel) -> None:
 
 def test_projection_matches_the_kernel_and_kernels_keep_apart(cluster: Cluster, client: Any) -> None:
     projection = HazelcastProjection(client)
-    a = ExecutionKernel(max_slots=4, kernel_id="proj-a", venue=MockVenueAdapter(partial_fills=2),
-                        projection=projection)
+    a = ExecutionKernel(
+        max_slots=4, kernel_id="proj-a", venue=MockVenueAdapter(partial_fills=2), projection=projection
+    )
     b = ExecutionKernel(max_slots=3, kernel_id="proj-b", venue=MockVenueAdapter(), projection=projection)
     run_trades(a, 10, "a")
     run_trades(b, 5, "b")
-    a.process_intent(KernelIntent(action="ENTER", slot_id=1, trade_id="open-a", asset="BTC", side="SHORT",
-                                  target_size=2.0, reference_price=100.0))
+    a.process_intent(
+        KernelIntent(
+            action="ENTER",
+            slot_id=1,
+            trade_id="open-a",
+            asset="BTC",
+            side="SHORT",
+            target_size=2.0,
+            reference_price=100.0,
+        )
+    )
     projection.flush(5.0)
     assert_matches_kernel(client, a)
     assert_matches_kernel(client, b)
@@ -84,17 +103,30 @@ def test_projection_matches_the_kernel_and_kernels_keep_apart(cluster: Cluster, 
 def test_documents_are_queryable_with_sql(cluster: Cluster, client: Any) -> None:
     projection = HazelcastProjection(client)
     kernel = ExecutionKernel(max_slots=2, kernel_id="sql-k", venue=MockVenueAdapter(), projection=projection)
-    kernel.process_intent(KernelIntent(action="ENTER", slot_id=0, trade_id="q1", asset="ETH", side="LONG",
-                                       target_size=3.0, reference_price=10.0))
+    kernel.process_intent(
+        KernelIntent(
+            action="ENTER",
+            slot_id=0,
+            trade_id="q1",
+            asset="ETH",
+            side="LONG",
+            target_size=3.0,
+            reference_price=10.0,
+        )
+    )
     projection.flush(5.0)
     client.sql.execute(
         """CREATE OR REPLACE MAPPING "dita.slots" (
-             __key VARCHAR, kernel_id VARCHAR, trade_id VARCHAR, fsm_state VARCHAR, size DOUBLE, version BIGINT)
+             __key VARCHAR, kernel_id VARCHAR, trade_id VARCHAR, fsm_state VARCHAR, size DOUBLE,
+             version BIGINT)
            TYPE IMap OPTIONS ('keyFormat' = 'varchar', 'valueFormat' = 'json-flat')"""
     ).result()
-    rows = list(client.sql.execute(
-        "SELECT trade_id, size FROM \"dita.slots\" WHERE kernel_id = ? AND fsm_state = 'POSITION_OPEN'", "sql-k"
-    ).result())
+    rows = list(
+        client.sql.execute(
+            "SELECT trade_id, size FROM \"dita.slots\" WHERE kernel_id = ? AND fsm_state = 'POSITION_OPEN'",
+            "sql-k",
+        ).result()
+    )
     assert [(r["trade_id"], r["size"]) for r in rows] == [("q1", 3.0)]
     projection.close()
 
@@ -103,7 +135,9 @@ def test_the_kernel_keeps_trading_while_the_member_is_down_and_the_maps_converge
     if cluster.member is None:
         pytest.skip("the cluster is not ours to stop (DITA_HAZELCAST or a container)")
     projection = HazelcastProjection(members=cluster.members, cluster_name=cluster.cluster_name)
-    kernel = ExecutionKernel(max_slots=5, kernel_id="outage-k", venue=MockVenueAdapter(), projection=projection)
+    kernel = ExecutionKernel(
+        max_slots=5, kernel_id="outage-k", venue=MockVenueAdapter(), projection=projection
+    )
     run_trades(kernel, 5, "before")
     projection.flush(5.0)
     cluster.member.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
@@ -98,7 +99,12 @@ def test_exit_leg_ratios(kernel: Kernel, ratios: list[float], field: str) -> Non
 
 @pytest.mark.parametrize(
     ("overrides", "field"),
-    [({"trade_id": ""}, "trade_id"), ({"asset": ""}, "asset"), ({"side": "FLAT"}, "side"), ({"trade_id": "t0"}, "trade_id")],
+    [
+        ({"trade_id": ""}, "trade_id"),
+        ({"asset": ""}, "asset"),
+        ({"side": "FLAT"}, "side"),
+        ({"trade_id": "t0"}, "trade_id"),
+    ],
 )
 def test_enter_needs_a_trade_an_asset_and_a_direction(
     kernel: Kernel, overrides: dict[str, Any], field: str
@@ -252,7 +258,7 @@ def test_unknown_fields_and_naive_datetimes_are_refused() -> None:
     from datetime import datetime
 
     with pytest.raises(TypeError, match="bogus"):
-        KernelIntent(action="ENTER", slot_id=0, bogus=1)
+        KernelIntent(action="ENTER", slot_id=0, bogus=1)  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="naive"):
         KernelIntent(action="ENTER", slot_id=0, timestamp=datetime(2026, 1, 1))
 
@@ -299,7 +305,7 @@ def test_malformed_account_events_raise_naming_the_field(kernel: Kernel, event: 
 
 def test_account_events_missing_their_figures_are_refused(kernel: Kernel) -> None:
     for kind, fields in ACCOUNT_NUMBER_FIELDS.items():
-        answer = unchanged(kernel, lambda kind=kind: kernel.on_account_event({"kind": kind, "event_id": "x"}))
+        answer = unchanged(kernel, partial(kernel.on_account_event, {"kind": kind, "event_id": "x"}))
         assert answer["applied"] is False
         assert answer["details"]["field"] in [*fields, "fill_id"]
 
@@ -327,7 +333,9 @@ def test_account_events_missing_their_figures_are_refused(kernel: Kernel) -> Non
         (lambda k: Kernel(0), "max_slots"),
     ],
 )
-def test_other_calls_raise_naming_the_field(kernel: Kernel, call: Callable[[Kernel], Any], match: str) -> None:
+def test_other_calls_raise_naming_the_field(
+    kernel: Kernel, call: Callable[[Kernel], Any], match: str
+) -> None:
     before = kernel.checkpoint()
     try:
         result = call(kernel)
@@ -357,7 +365,7 @@ def test_write_through_of_a_bad_slot_changes_nothing(kernel: Kernel) -> None:
     ]
     for change, match in cases:
         with pytest.raises(ValueError, match=match):
-            unchanged(kernel, lambda change=change: kernel.set_slot(slot.replace(**change)))
+            unchanged(kernel, partial(kernel.set_slot, slot.replace(**change)))
 
 
 def test_a_rust_panic_is_a_python_exception() -> None:

@@ -65,8 +65,11 @@ SIGNING: list[tuple[str, Any, str]] = [
     ("unsigned", entry(), "unsigned"),
     ("forged", entry(signature="0" * 64), "does not match"),
     ("altered after signing", json.dumps({**json.loads(signed()), "mode": "ACTIVE"}), "does not match"),
-    ("signed with another key", json.dumps({**json.loads(entry()),
-                                            "signature": sign_entry(json.loads(entry()), b"other")}), "does not match"),
+    (
+        "signed with another key",
+        json.dumps({**json.loads(entry()), "signature": sign_entry(json.loads(entry()), b"other")}),
+        "does not match",
+    ),
 ]
 
 

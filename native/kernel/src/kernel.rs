@@ -99,7 +99,6 @@ pub struct Kernel {
     /// Slots holding a live (not free) trade, by asset: what a mark touches.
     asset_index: FxHashMap<Id, Vec<u32>>,
     free: BTreeSet<u32>,
-    exposure: Exposure,
     control: Control,
     account: Account,
     order_seq: u64,
@@ -133,7 +132,6 @@ impl Kernel {
             client_index: Index::default(),
             asset_index: FxHashMap::default(),
             free: (0..max_slots as u32).collect(),
-            exposure: Exposure::default(),
             control: Control::default(),
             account: Account::default(),
             order_seq: 0,
@@ -184,7 +182,20 @@ impl Kernel {
     }
 
     pub fn account(&self) -> AccountView {
-        self.account.view(self.exposure)
+        self.account.view(self.exposure())
+    }
+
+    /// Open positions, notional and unrealized PnL summed over the slots. Summed
+    /// afresh (not kept as running sums) so the figures do not drift and a
+    /// restored kernel reports exactly the same; only views and drains pay for it.
+    fn exposure(&self) -> Exposure {
+        let mut total = Exposure::default();
+        for e in self.slots.iter().filter(|s| s.is_open()).map(Slot::exposure) {
+            total.open += e.open;
+            total.notional += e.notional;
+            total.unrealized += e.unrealized;
+        }
+        total
     }
 
     pub fn snapshot(&self) -> Snapshot<'_> {
@@ -250,7 +261,7 @@ impl Kernel {
             self.is_dirty[i as usize] = false;
             slots.push(self.slots[i as usize].clone());
         }
-        let account = std::mem::take(&mut self.account_dirty).then(|| self.account.view(self.exposure));
+        let account = std::mem::take(&mut self.account_dirty).then(|| self.account.view(self.exposure()));
         Changes { slots, account }
     }
 
@@ -307,9 +318,6 @@ impl Kernel {
             }
         }
         if after != before {
-            self.exposure.open += after.open - before.open;
-            self.exposure.notional += after.notional - before.notional;
-            self.exposure.unrealized += after.unrealized - before.unrealized;
             self.account.version += 1;
             self.account_dirty = true;
         }
@@ -390,7 +398,7 @@ impl Kernel {
         }
         if self.control.verbosity == Verbosity::Trace {
             details.set("k_capital", self.account.k_capital());
-            details.set("open_positions", self.exposure.open);
+            details.set("open_positions", self.exposure().open);
         }
         Outcome {
             accepted: true,
@@ -937,24 +945,18 @@ impl Kernel {
         Ok(k)
     }
 
-    /// Indices, free set and open figures, recomputed from the slots.
+    /// Indices and free set, recomputed from the slots.
     fn rebuild_derived(&mut self) {
         self.trade_index.clear();
         self.venue_index.clear();
         self.client_index.clear();
         self.asset_index.clear();
         self.free.clear();
-        self.exposure = Exposure::default();
         for i in 0..self.slots.len() {
             self.index_slot(i);
-            let s = &self.slots[i];
-            if s.is_free() {
+            if self.slots[i].is_free() {
                 self.free.insert(i as u32);
             }
-            let e = s.exposure();
-            self.exposure.open += e.open;
-            self.exposure.notional += e.notional;
-            self.exposure.unrealized += e.unrealized;
         }
     }
 }

@@ -1,0 +1,236 @@
+"""The mock venue dita trades against in the demo and the tests.
+
+It answers synchronously: ACK, fills (whole or in parts), rejects, expiries
+and rate limits, decided by a script (one answer per submitted order) or by
+seeded random rates. Orders can also be left resting (`auto_fill=False`) and
+worked later by hand (`fill`, `partial_fill`, `expire`, `reject`). It never
+fills beyond an order's intended size.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dita.contracts import KernelIntent, VenueEvent, VenueOrder
+
+#: A script step: "ack", "fill", "partial:N", "reject", "expire", "rate_limit",
+#: "silent", or a callable (venue, intent, order) -> events.
+ScriptStep = str | Callable[["MockVenueAdapter", KernelIntent, VenueOrder], Sequence[VenueEvent]]
+
+
+@dataclass
+class RestingOrder:
+    client_id: str
+    venue_order_id: str
+    trade_id: str
+    slot_id: int
+    side: str
+    asset: str
+    intended: float
+    price: float
+    filled: float = 0.0
+    done: bool = False
+
+    @property
+    def remaining(self) -> float:
+        return max(self.intended - self.filled, 0.0)
+
+
+class MockVenueAdapter:
+    """A venue in this process.
+
+    Keyword arguments (all optional):
+        script: answers for the next submitted orders, in order; when it runs
+            out, the rates below decide (default: none).
+        partial_fills: parts a fill is split into (default 1).
+        reject_rate, expire_rate, rate_limit_rate: chance an order is rejected,
+            expires unfilled, or is rate-limited (default 0 each).
+        retry_after_ms: what a rate limit tells the caller to wait (default 250).
+        duplicate_rate: chance an event is sent twice, as venues do on
+            reconnects (default 0).
+        slippage_bps: fill price moved against the order, in basis points (default 0).
+        auto_ack: answer with an ACK (default True).
+        auto_fill: fill at once; when False orders rest until worked by hand (default True).
+        seed: seed of the random rates, for repeatable runs (default 0).
+        clock: returns event timestamps, epoch seconds (default `time.time`).
+    """
+
+    def __init__(
+        self,
+        *,
+        script: Sequence[ScriptStep] = (),
+        partial_fills: int = 1,
+        reject_rate: float = 0.0,
+        expire_rate: float = 0.0,
+        rate_limit_rate: float = 0.0,
+        retry_after_ms: int = 250,
+        duplicate_rate: float = 0.0,
+        slippage_bps: float = 0.0,
+        auto_ack: bool = True,
+        auto_fill: bool = True,
+        seed: int = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if partial_fills < 1:
+            raise ValueError(f"partial_fills = {partial_fills}: must be at least 1")
+        for name, rate in (
+            ("reject_rate", reject_rate),
+            ("expire_rate", expire_rate),
+            ("rate_limit_rate", rate_limit_rate),
+            ("duplicate_rate", duplicate_rate),
+        ):
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"{name} = {rate}: must be between 0 and 1")
+        self.script: list[ScriptStep] = list(script)
+        self.partial_fills = partial_fills
+        self.reject_rate = reject_rate
+        self.expire_rate = expire_rate
+        self.rate_limit_rate = rate_limit_rate
+        self.retry_after_ms = retry_after_ms
+        self.duplicate_rate = duplicate_rate
+        self.slippage_bps = slippage_bps
+        self.auto_ack = auto_ack
+        self.auto_fill = auto_fill
+        self.clock = clock
+        self.rng = random.Random(seed)
+        self.orders: dict[str, RestingOrder] = {}
+        self.events: list[VenueEvent] = []
+        self.cancel_rejects: list[str] = []
+        self._order_seq = 0
+        self._event_seq = 0
+
+    # ----- VenueAdapter ----------------------------------------------------------------
+
+    def submit(self, intent: KernelIntent, order: VenueOrder) -> list[VenueEvent]:
+        self._order_seq += 1
+        price = (order.order_type == "LIMIT" and intent.limit_price) or intent.reference_price or 100.0
+        slip = self.slippage_bps / 1e4 * (1 if order.side == "LONG" else -1)
+        resting = RestingOrder(
+            client_id=order.venue_client_id,
+            venue_order_id=f"V-{self._order_seq:06d}",
+            trade_id=order.internal_trade_id,
+            slot_id=intent.slot_id,
+            side=order.side.value,
+            asset=intent.asset,
+            intended=order.intended_size,
+            price=price * (1 + slip),
+        )
+        self.orders[resting.client_id] = resting
+        step = self.script.pop(0) if self.script else self._draw()
+        if callable(step):
+            return self._emit(list(step(self, intent, order)))
+        return self._emit(self._answer(resting, step))
+
+    def cancel(self, order: VenueOrder, reason: str = "") -> list[VenueEvent]:
+        resting = self.orders.get(order.venue_client_id)
+        if resting is None or resting.done:
+            self.cancel_rejects.append(order.venue_client_id)
+            return []
+        resting.done = True
+        return self._emit([self._event(resting, "CANCELLED", reason=reason or "cancelled on request")])
+
+    # ----- working resting orders by hand ------------------------------------------------
+
+    def fill(self, client_id: str, qty: float | None = None, price: float | None = None) -> list[VenueEvent]:
+        """Fills the rest of an order (or `qty` of it, as a final FILL)."""
+        resting = self._working(client_id)
+        qty = resting.remaining if qty is None else min(qty, resting.remaining)
+        resting.filled += qty
+        resting.done = True
+        return self._emit([self._event(resting, "FILL", price=price or resting.price, size=qty)])
+
+    def partial_fill(self, client_id: str, qty: float, price: float | None = None) -> list[VenueEvent]:
+        resting = self._working(client_id)
+        qty = min(qty, resting.remaining)
+        resting.filled += qty
+        return self._emit([self._event(resting, "PARTIAL_FILL", price=price or resting.price, size=qty)])
+
+    def expire(self, client_id: str) -> list[VenueEvent]:
+        resting = self._working(client_id)
+        resting.done = True
+        return self._emit([self._event(resting, "EXPIRED", reason="time in force elapsed")])
+
+    def reject(self, client_id: str, reason: str = "rejected by venue") -> list[VenueEvent]:
+        resting = self._working(client_id)
+        resting.done = True
+        return self._emit([self._event(resting, "REJECTED", reason=reason)])
+
+    # ----- internals -----------------------------------------------------------------------
+
+    def _working(self, client_id: str) -> RestingOrder:
+        resting = self.orders.get(client_id)
+        if resting is None or resting.done:
+            raise KeyError(f"no working order with client id {client_id!r}")
+        return resting
+
+    def _draw(self) -> str:
+        roll = self.rng.random()
+        for step, rate in (
+            ("rate_limit", self.rate_limit_rate),
+            ("reject", self.reject_rate),
+            ("expire", self.expire_rate),
+        ):
+            if roll < rate:
+                return step
+            roll -= rate
+        if not self.auto_fill:
+            return "ack" if self.auto_ack else "silent"
+        return f"partial:{self.partial_fills}" if self.partial_fills > 1 else "fill"
+
+    def _answer(self, o: RestingOrder, step: str) -> list[VenueEvent]:
+        if step == "silent":
+            return []
+        if step == "rate_limit":
+            o.done = True
+            return [
+                self._event(o, "RATE_LIMITED", reason="too many requests", retry_after_ms=self.retry_after_ms)
+            ]
+        events = [self._event(o, "ORDER_ACK")] if self.auto_ack or step == "ack" else []
+        if step == "ack":
+            return events
+        if step == "reject":
+            o.done = True
+            return [self._event(o, "REJECTED", reason="insufficient margin")]
+        if step == "expire":
+            o.done = True
+            return [*events, self._event(o, "EXPIRED", reason="time in force elapsed")]
+        parts = int(step.split(":", 1)[1]) if step.startswith("partial:") else 1
+        if step != "fill" and not step.startswith("partial:"):
+            raise ValueError(f"unknown script step {step!r}")
+        for k in range(parts):
+            last = k == parts - 1
+            qty = o.remaining if last else o.intended / parts
+            o.filled += qty
+            events.append(self._event(o, "FILL" if last else "PARTIAL_FILL", price=o.price, size=qty))
+        o.done = True
+        return events
+
+    def _event(self, o: RestingOrder, kind: str, **fields: Any) -> VenueEvent:
+        self._event_seq += 1
+        return VenueEvent(
+            event_id=f"mock-{self._event_seq:08d}",
+            kind=kind,
+            venue_client_id=o.client_id,
+            venue_order_id=o.venue_order_id,
+            trade_id=o.trade_id,
+            slot_id=o.slot_id,
+            side=o.side,
+            asset=o.asset,
+            filled_size=o.filled,
+            remaining_size=o.remaining,
+            timestamp=self.clock(),
+            **fields,
+        )
+
+    def _emit(self, events: list[VenueEvent]) -> list[VenueEvent]:
+        out: list[VenueEvent] = []
+        for event in events:
+            out.append(event)
+            if self.duplicate_rate and self.rng.random() < self.duplicate_rate:
+                out.append(event)
+        self.events.extend(out)
+        return out

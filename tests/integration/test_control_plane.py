@@ -1,0 +1,171 @@
+"""The control plane against a real member: operators flip kernels through map entries."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from dita.contracts import KernelDiagnosticCode, KernelIntent
+from dita.control import KernelControlSnapshot
+from dita.controlplane.listener import ControlListener
+from dita.controlplane.operator import ControlOperator
+from dita.enums import KernelMode
+from dita.kernel import ExecutionKernel
+from dita.projection.hazelcast import HazelcastProjection
+from dita.venue import SilentVenue
+from tests.conftest import Cluster
+
+pytestmark = pytest.mark.hazelcast
+
+
+@pytest.fixture
+def client(cluster: Cluster) -> Iterator[Any]:
+    c = cluster.client()
+    c.get_map("dita.control").blocking().clear()
+    c.get_map("dita.control.revs").blocking().clear()
+    yield c
+    c.shutdown()
+
+
+class Node:
+    """A kernel wired as in production: projection and control listener on its own client."""
+
+    def __init__(self, cluster: Cluster, kernel_id: str, control_key: bytes | None = None) -> None:
+        self.client = cluster.client()
+        self.projection = HazelcastProjection(self.client)
+        self.kernel = ExecutionKernel(
+            max_slots=2, kernel_id=kernel_id, venue=SilentVenue(), projection=self.projection
+        )
+        self.listener = ControlListener(self.client, self.kernel, control_key=control_key)
+        assert self.listener.start()
+
+    def enter(self, slot: int = 0) -> Any:
+        return self.kernel.process_intent(
+            KernelIntent(
+                action="ENTER",
+                slot_id=slot,
+                trade_id=f"t{time.time_ns()}",
+                asset="BTC",
+                side="LONG",
+                target_size=1.0,
+            )
+        )
+
+    def close(self) -> None:
+        self.listener.stop()
+        self.projection.close()
+        self.client.shutdown()
+
+
+def wait_until(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.01)
+
+
+def test_a_global_flip_reaches_every_kernel_and_overrides_fall_back(cluster: Cluster, client: Any) -> None:
+    nodes = [Node(cluster, f"cp-{i}") for i in range(3)]
+    try:
+        operator = ControlOperator(client, author="test")
+        result = operator.set(mode="HALTED", reason="global halt", wait=True, timeout=10)
+        assert sorted(result.applied) == ["cp-0", "cp-1", "cp-2"] and not result.missing
+        for node in nodes:
+            assert node.kernel.control.mode == "HALTED"
+            assert node.enter().diagnostic_code == KernelDiagnosticCode.MODE_BLOCKED
+        operator.set(kernel_id="cp-1", mode="ACTIVE", reason="let one trade", wait=True)
+        assert [n.kernel.control.mode for n in nodes] == ["HALTED", "ACTIVE", "HALTED"]
+        assert nodes[1].enter().accepted
+        operator.clear("cp-1", reason="done")
+        wait_until(lambda: nodes[1].kernel.control.mode == "HALTED")
+        shown = operator.show()
+        assert shown["global"]["mode"] == "HALTED" and shown["overrides"] == {}
+        kinds = [r["kind"] for r in operator.history()]
+        assert "WRITE" in kinds and "CLEAR" in kinds and "APPLIED" in kinds
+    finally:
+        for node in nodes:
+            node.close()
+
+
+def test_malformed_entries_are_refused_reported_and_change_nothing(cluster: Cluster, client: Any) -> None:
+    from hazelcast.core import HazelcastJsonValue
+
+    node = Node(cluster, "cp-bad")
+    try:
+        operator = ControlOperator(client)
+        operator.set(mode="REDUCE_ONLY", reason="baseline", wait=True)
+        control = client.get_map("dita.control").blocking()
+        for bad in [
+            '{"mode": "PAUSED", "rev": 99}',
+            '{"mode": "HALTED", "rev": 1}',
+            "not json",
+            '{"mode": "HALTED", "rev": 100, "colour": "red"}',
+        ]:
+            control.put("global", HazelcastJsonValue(bad) if bad.startswith("{") else bad)
+            wait_until(
+                lambda: (node.listener.last_refusal or {}).get("at", 0) > 0 and node.listener.refusals > 0
+            )
+        assert node.listener.refusals >= 4
+        assert node.kernel.control.mode == "REDUCE_ONLY"
+        wait_until(
+            lambda: (
+                "colour"
+                in json.dumps(
+                    json.loads(client.get_map("dita.kernels").blocking().get("cp-bad").to_string())[
+                        "control_report"
+                    ]["last_refusal"]
+                )
+            )
+        )
+    finally:
+        node.close()
+
+
+def test_signed_control_refuses_unsigned_writes(cluster: Cluster, client: Any) -> None:
+    key = b"shared-secret-for-tests"
+    node = Node(cluster, "cp-signed", control_key=key)
+    try:
+        ControlOperator(client, author="intruder").set(mode="ACTIVE", reason="unsigned")
+        wait_until(lambda: node.listener.refusals >= 1)
+        assert "unsigned" in node.listener.last_refusal["reason"]  # type: ignore[index]
+        result = ControlOperator(client, control_key=key).set(mode="HALTED", reason="signed", wait=True)
+        assert result.applied == ["cp-signed"] and node.kernel.control.mode == "HALTED"
+    finally:
+        node.close()
+
+
+def test_flips_made_while_the_member_is_down_are_applied_after_it_returns(cluster: Cluster) -> None:
+    if cluster.member is None:
+        pytest.skip("the cluster is not ours to stop")
+    node = Node(cluster, "cp-outage")
+    try:
+        cluster.member.stop()
+        wait_until(lambda: not node.projection.connected, timeout=30)
+        cluster.member.start(timeout=180)
+        operator_client = cluster.client()
+        try:
+            ControlOperator(operator_client).set(mode="HALTED", reason="while the kernel was cut off")
+            wait_until(lambda: node.kernel.control.mode == "HALTED", timeout=60)
+        finally:
+            operator_client.shutdown()
+    finally:
+        node.close()
+
+
+def test_a_kernel_that_cannot_reach_the_cluster_runs_in_its_start_mode() -> None:
+    from dita.cluster.local_member import find_free_port
+    from dita.projection.hazelcast import ProjectionError, connect
+
+    with pytest.raises(ProjectionError):
+        connect([f"127.0.0.1:{find_free_port()}"], "gone", connect_timeout=1.0)
+    kernel = ExecutionKernel(
+        max_slots=1,
+        venue=SilentVenue(),
+        control=KernelControlSnapshot(mode=KernelMode.REDUCE_ONLY, source="start"),
+    )
+    assert kernel.control.mode == "REDUCE_ONLY"
