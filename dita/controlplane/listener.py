@@ -10,6 +10,7 @@ for, so the I/O thread never blocks.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -26,9 +27,18 @@ from dita.controlplane.entries import (
     kernel_key,
     parse_entry,
 )
+from dita.controlplane.operator import HISTORY_MAP, record_history
 from dita.projection.base import CONTROL_MAP
 
 log = logging.getLogger("dita.control")
+
+
+def _as_dict(raw: Any) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(raw.to_string() if hasattr(raw, "to_string") else raw)
+    except (ValueError, TypeError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 class ControlTarget(Protocol):
@@ -74,11 +84,13 @@ class ControlListener:
         self.own_key = kernel_key(kernel.kernel_id)
         self._lock = threading.RLock()
         self._entries: dict[str, ControlEntry] = {}
+        self._applied_docs: dict[str, dict[str, Any] | None] = {}
         self._last_rev: dict[str, int] = {}
         self.last_refusal: dict[str, Any] | None = None
         self.refusals = 0
         self.connected_at_start = False
         self._map = client.get_map(CONTROL_MAP)
+        self._history = client.get_map(HISTORY_MAP)
         self._registration: Any = None
         self._was_disconnected = False
 
@@ -165,12 +177,12 @@ class ControlListener:
         if key in (GLOBAL_KEY, self.own_key):
             with self._lock:
                 self._entries.pop(key, None)
+                self._applied_docs.pop(key, None)
                 self._apply()
 
     def _consider(self, key: str, raw: Any, *, apply: bool = True) -> None:
-        current = self._entries.get(key)
-        if current is not None and self._same(current, raw):
-            return
+        if self._applied_docs.get(key) is not None and self._applied_docs.get(key) == _as_dict(raw):
+            return  # a full re-read sees the entry already applied: not a replay
         try:
             entry = parse_entry(key, raw, last_rev=self._last_rev.get(key, 0), control_key=self.control_key)
         except ControlRefusal as refusal:
@@ -181,20 +193,10 @@ class ControlListener:
             self._report()
             return
         self._entries[key] = entry
+        self._applied_docs[key] = _as_dict(raw)
         self._last_rev[key] = entry.rev
         if apply:
             self._apply()
-
-    @staticmethod
-    def _same(entry: ControlEntry, raw: Any) -> bool:
-        # A full re-read sees the entry already applied; that is not a replay.
-        try:
-            import json
-
-            doc = json.loads(raw.to_string() if hasattr(raw, "to_string") else raw)
-            return isinstance(doc, dict) and doc.get("rev") == entry.rev
-        except (ValueError, TypeError, AttributeError):
-            return False
 
     def _apply(self) -> None:
         default = {k: getattr(self.default, k) for k in CONTROL_VALUES}
@@ -224,9 +226,7 @@ class ControlListener:
     def _audit(self, kind: str, key: str, doc: dict[str, Any]) -> None:
         # Fire and forget: the history is for people, the kernel never waits for it.
         try:
-            from dita.controlplane.operator import record_history
-
-            record_history(self.client, kind, key, {"kernel_id": self.kernel.kernel_id, **doc})
+            record_history(self._history, kind, key, {"kernel_id": self.kernel.kernel_id, **doc})
         except Exception as e:
             log.debug("control: history write failed: %s", e)
 

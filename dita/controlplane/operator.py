@@ -23,9 +23,22 @@ from dita.enums import KernelMode, KernelVerbosity
 from dita.projection.base import CONTROL_MAP, KERNELS_MAP
 
 HISTORY_MAP = "dita.control.history"
-REVS_MAP = "dita.control.revs"
 #: A kernel whose heartbeat is older than this is not waited for.
 LIVE_WITHIN_S = 10.0
+
+
+def next_rev(current: dict[str, Any] | None) -> int:
+    """The rev of the next write: milliseconds since the epoch, and above the current entry's.
+
+    Revs must only grow for kernels to tell new from replayed. Counting from the
+    current entry alone restarts at 1 when a cluster loses its maps (a member
+    restarted empty) or an override is cleared, and kernels that remember the
+    old revs would refuse every new write as stale. A clock-based rev keeps
+    growing across both; the floor keeps it growing when clocks disagree.
+    """
+    current_rev = current.get("rev", 0) if current else 0
+    floor = current_rev if isinstance(current_rev, int) and not isinstance(current_rev, bool) else 0
+    return max(floor + 1, time.time_ns() // 1_000_000)
 
 
 def default_author() -> str:
@@ -48,12 +61,14 @@ def _decode(value: Any) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def record_history(client: Any, kind: str, key: str, doc: dict[str, Any]) -> Any:
-    """Appends one audit record; returns the future (kernels never wait for it)."""
+def record_history(history_map: Any, kind: str, key: str, doc: dict[str, Any]) -> Any:
+    """Appends one audit record to the (async) history map proxy; returns the
+    future (kernels never wait for it). The proxy must have been made off the
+    client's I/O thread: making one there waits, which the client forbids."""
     at = time.time()
     record = {"kind": kind, "key": key, "at": at, **doc}
     hkey = f"{int(at * 1e6):020d}-{uuid.uuid4().hex[:8]}"
-    return client.get_map(HISTORY_MAP).put(hkey, _json_value(record))
+    return history_map.put(hkey, _json_value(record))
 
 
 @dataclass
@@ -81,7 +96,7 @@ class ControlOperator:
         self.author = author or default_author()
         self._control = client.get_map(CONTROL_MAP).blocking()
         self._kernels = client.get_map(KERNELS_MAP).blocking()
-        self._revs = client.get_map(REVS_MAP).blocking()
+        self._history = client.get_map(HISTORY_MAP)
 
     def show(self) -> dict[str, Any]:
         entries = {str(k): _decode(v) for k, v in self._control.entry_set()}
@@ -131,14 +146,11 @@ class ControlOperator:
             for attempt in range(1, 51):
                 current_raw = self._control.get(key)
                 current = _decode(current_raw)
-                floor = self._revs.get(key)
-                base = max(int(current.get("rev", 0)) if current else 0, int(floor or 0))
+                rev = next_rev(current)
                 # Unchanged fields of the current entry carry over: a set changes what it names.
                 doc = {k: current[k] for k in CONTROL_VALUES if current and k in current}
                 doc.update(values)
-                doc.update(
-                    {"rev": base + 1, "author": self.author, "reason": reason, "issued_at": time.time()}
-                )
+                doc.update({"rev": rev, "author": self.author, "reason": reason, "issued_at": time.time()})
                 if self.control_key is not None:
                     doc["signature"] = sign_entry(doc, self.control_key)
                 parse_entry(key, json.dumps(doc), control_key=self.control_key)  # refuse our own bad entry
@@ -148,8 +160,7 @@ class ControlOperator:
                 else:
                     won = bool(self._control.replace_if_same(key, current_raw, value))
                 if won:
-                    self._revs.put(key, doc["rev"])
-                    record_history(self.client, "WRITE", key, doc).result()
+                    record_history(self._history, "WRITE", key, doc).result()
                     result = SetResult(key, doc["rev"], doc, attempt)
                     if waiter is not None:
                         started = time.monotonic()
@@ -166,7 +177,7 @@ class ControlOperator:
         key = kernel_key(kernel_id)
         old = _decode(self._control.remove(key))
         record_history(
-            self.client,
+            self._history,
             "CLEAR",
             key,
             {"author": self.author, "reason": reason, "rev": (old or {}).get("rev")},
