@@ -60,7 +60,8 @@ DEFAULT_CLUSTER = "dita"
 DEFAULT_HEAP = "512m"
 MIN_JAVA = 17
 MAIN_CLASS = "com.hazelcast.core.server.HazelcastMemberStarter"
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "ops" / "hazelcast" / "member.yaml"
+# Shipped inside the package so an installed dita finds it; ops/hazelcast/member.yaml links here.
+DEFAULT_CONFIG = Path(__file__).resolve().with_name("member.yaml")
 
 _STARTED = re.compile(r"\bis STARTED\b")
 _PORT_BUSY = re.compile(r"already in use|BindException")
