@@ -23,7 +23,9 @@ demo: setup
 test: setup test-rust lint test-python
 
 test-rust:
-	cargo test --manifest-path $(CARGO_MANIFEST) --quiet
+	# The binding is a Python extension (no libpython to link a test binary against): its
+	# behaviour is tested from Python; the kernel crate holds the Rust tests.
+	cargo test --manifest-path $(CARGO_MANIFEST) -p dita-kernel --quiet
 	cargo clippy --manifest-path $(CARGO_MANIFEST) --all-targets --quiet -- -D warnings
 
 lint: setup
@@ -35,7 +37,7 @@ test-python: setup
 	$(PY) -m pytest -q
 
 bench: setup
-	$(PY) -m dita.bench.kernel
+	$(PY) -m tests.bench.kernel_bench
 
 bench-rust:
 	cargo bench --manifest-path $(CARGO_MANIFEST) -p dita-kernel --bench kernel

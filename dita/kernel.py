@@ -293,6 +293,10 @@ class ExecutionKernel:
         """What changed since the last drain as JSON documents (for stores)."""
         return self._core.drain_documents(self._kernel_id)
 
+    def raise_versions(self, slot_versions: Mapping[int, int], account_version: int | None = None) -> None:
+        """Lifts versions above those a store holds for this kernel id."""
+        self._core.raise_versions(dict(slot_versions), account_version)
+
     def mark_all_changed(self) -> None:
         """Makes the next drain return every slot and the account."""
         self._core.mark_all_changed()

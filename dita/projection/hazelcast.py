@@ -169,10 +169,33 @@ class HazelcastProjection:
     # ----- KernelProjection ------------------------------------------------------
 
     def attach(self, source: Any) -> None:
+        """Starts projecting a kernel. A kernel that restarts under an id already
+        in the maps first lifts its versions above the documents there, so that
+        readers see versions only grow (it then overwrites them all)."""
+        self._raise_above_store(source)
         with self._lock:
             self._sources[source.kernel_id] = source
         source.mark_all_changed()
         self._last_beat = 0.0
+
+    def _raise_above_store(self, source: Any) -> None:
+        raise_versions = getattr(source, "raise_versions", None)
+        if raise_versions is None or not self.connected:
+            return
+        kid = source.kernel_id
+        keys = [f"{kid}:{i}" for i in range(source.max_slots)]
+        try:
+            found = self._slots.blocking().get_all(keys)
+            account = self._accounts.blocking().get(kid)
+        except Exception as e:  # an unreachable store has nothing to be above
+            log.warning("projection: reading %s's documents failed: %s", kid, e)
+            return
+        slots = {
+            int(k.rsplit(":", 1)[1]): int(json.loads(v.to_string())["version"]) for k, v in found.items()
+        }
+        account_version = int(json.loads(account.to_string())["version"]) if account is not None else None
+        if slots or account_version is not None:
+            raise_versions(slots, account_version)
 
     def detach(self, kernel_id: str) -> None:
         self.flush(self.write_timeout)

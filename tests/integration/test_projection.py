@@ -163,3 +163,34 @@ def test_an_unreachable_cluster_fails_fast_with_a_clear_message() -> None:
     with pytest.raises(ProjectionError, match=r"cannot reach Hazelcast cluster 'nowhere'.*within 2 s"):
         connect([f"127.0.0.1:{find_free_port()}"], "nowhere", connect_timeout=2.0)
     assert time.monotonic() - started < 30
+
+
+def test_a_restarted_kernel_never_writes_versions_below_what_readers_saw(
+    cluster: Cluster, client: Any
+) -> None:
+    from dita.projection.reader import ProjectionReader
+
+    projection = HazelcastProjection(client)
+    first = ExecutionKernel(
+        max_slots=2, kernel_id="restart-k", venue=MockVenueAdapter(), projection=projection
+    )
+    run_trades(first, 6, "first")
+    projection.flush(5.0)
+    seen = {k: d["version"] for k, d in documents(client, "dita.slots", "restart-k").items()}
+    subscription = ProjectionReader(client).subscribe(("dita.slots",))
+    projection.detach("restart-k")
+    # The same kernel id comes back with a fresh kernel (say, from an old checkpoint).
+    second = ExecutionKernel(
+        max_slots=2, kernel_id="restart-k", venue=MockVenueAdapter(), projection=projection
+    )
+    projection.flush(5.0)
+    now = {k: d["version"] for k, d in documents(client, "dita.slots", "restart-k").items()}
+    assert all(now[k] > seen[k] for k in seen), (seen, now)
+    assert all(second.slot(int(k.split(":")[1])).version == v for k, v in now.items())
+    assert all(d["fsm_state"] == "IDLE" for d in documents(client, "dita.slots", "restart-k").values())
+    changes = []
+    while (change := subscription.get(timeout=0.5)) is not None:
+        changes.append(change)
+    subscription.close()
+    assert changes and all(c.document and c.document["version"] > seen[c.key] for c in changes)
+    projection.close()

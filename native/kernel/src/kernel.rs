@@ -218,6 +218,23 @@ impl Kernel {
         self.dirty.len() + usize::from(self.account_dirty)
     }
 
+    /// Lifts versions above what a store already holds (a restarted kernel
+    /// meeting its own older projections), so versions readers see only grow.
+    /// Raised keys count as changed.
+    pub fn raise_versions(&mut self, slot_floors: &[(u32, u64)], account_floor: Option<u64>) {
+        for &(slot_id, floor) in slot_floors {
+            let i = slot_id as usize;
+            if i < self.slots.len() && self.slots[i].version <= floor {
+                self.slots[i].version = floor + 1;
+                self.mark_dirty(i);
+            }
+        }
+        if let Some(floor) = account_floor.filter(|&f| self.account.version <= f) {
+            self.account.version = floor + 1;
+            self.account_dirty = true;
+        }
+    }
+
     /// Marks every slot and the account changed, so the next drain returns
     /// all of them: what a projection needs after its store lost writes.
     pub fn mark_all_changed(&mut self) {

@@ -343,6 +343,19 @@ fn the_benchmark_scenario_runs_every_trade_to_closed() {
 }
 
 #[test]
+fn versions_can_be_raised_above_a_store_but_never_lowered() {
+    let mut k = kernel(2);
+    k.drain_changes();
+    k.raise_versions(&[(0, 40), (1, 0), (9, 5)], Some(7));
+    let ch = k.drain_changes();
+    assert_eq!(ch.slots.iter().map(|s| (s.slot_id, s.version)).collect::<Vec<_>>(), vec![(0, 41), (1, 1)]);
+    assert_eq!(ch.account.unwrap().version, 8);
+    k.raise_versions(&[(0, 3)], Some(2));
+    assert_eq!(k.slot(0).unwrap().version, 41);
+    assert!(k.drain_changes().slots.is_empty());
+}
+
+#[test]
 fn documents_carry_kernel_id_key_and_version_and_can_be_requested_again() {
     let mut k = kernel(2);
     k.drain_changes();

@@ -179,6 +179,13 @@ impl PyKernel {
         Ok((PyList::new(py, slots)?, account))
     }
 
+    /// Lifts slot and account versions above a store's ({slot_id: version}, account version).
+    #[pyo3(signature = (slot_versions, account_version = None))]
+    fn raise_versions(&mut self, slot_versions: std::collections::HashMap<u32, u64>, account_version: Option<u64>) {
+        let floors: Vec<(u32, u64)> = slot_versions.into_iter().collect();
+        self.core.raise_versions(&floors, account_version);
+    }
+
     /// Every slot and the account count as changed: the next drain returns all.
     fn mark_all_changed(&mut self) {
         self.core.mark_all_changed();
