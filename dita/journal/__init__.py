@@ -3,6 +3,7 @@
 from dita.journal.base import CompositeJournal, KernelJournal
 from dita.journal.file import FileJournal, JournalReadReport, read_journal
 from dita.journal.memory import MemoryJournal
+from dita.journal.ringbuffer import RingbufferJournal, read_ring_journal
 
 __all__ = [
     "CompositeJournal",
@@ -10,5 +11,7 @@ __all__ = [
     "JournalReadReport",
     "KernelJournal",
     "MemoryJournal",
+    "RingbufferJournal",
     "read_journal",
+    "read_ring_journal",
 ]

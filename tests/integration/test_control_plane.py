@@ -173,3 +173,131 @@ def test_a_kernel_that_cannot_reach_the_cluster_runs_in_its_start_mode() -> None
         control=KernelControlSnapshot(mode=KernelMode.REDUCE_ONLY, source="start"),
     )
     assert kernel.control.mode == "REDUCE_ONLY"
+
+
+def test_two_operators_at_once_both_land_in_the_history_and_one_wins_whole(
+    cluster: Cluster, client: Any
+) -> None:
+    import threading
+
+    clients = [cluster.client(), cluster.client()]
+    barrier = threading.Barrier(2)
+    results: list[Any] = [None, None]
+
+    def write(i: int, mode: str) -> None:
+        operator = ControlOperator(clients[i], author=f"operator-{i}")
+        barrier.wait()
+        results[i] = operator.set(mode=mode, verbosity="VERBOSE" if i else "QUIET", reason=f"race {i}")
+
+    threads = [
+        threading.Thread(target=write, args=(0, "HALTED")),
+        threading.Thread(target=write, args=(1, "ACTIVE")),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    try:
+        final = json.loads(client.get_map("dita.control").blocking().get("global").to_string())
+        assert final in [r.entry for r in results], "the final entry is one operator's, whole"
+        assert results[0].rev != results[1].rev
+        writes = [
+            h for h in ControlOperator(client).history(500) if h["kind"] == "WRITE" and "race" in h["reason"]
+        ]
+        assert {h["reason"] for h in writes} == {"race 0", "race 1"}
+    finally:
+        for c in clients:
+            c.shutdown()
+
+
+def test_kernel_processes_apply_a_flip_set_from_the_command_line(cluster: Cluster, client: Any) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DITA_HAZELCAST": ",".join(cluster.members), "DITA_CLUSTER": cluster.cluster_name}
+    kernels = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dita.cli",
+                "run",
+                "--kernel-id",
+                f"proc-{i}",
+                "--steps",
+                "0",
+                "--duration",
+                "120",
+                "--interval",
+                "0.01",
+                "--slots",
+                "4",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(3)
+    ]
+    try:
+        reader = client.get_map("dita.kernels").blocking()
+
+        def running() -> set[str]:
+            found = {
+                str(k) for k, v in reader.entry_set() if json.loads(v.to_string()).get("state") == "RUNNING"
+            }
+            return found & {"proc-0", "proc-1", "proc-2"}
+
+        wait_until(lambda: len(running()) == 3, timeout=60)
+        cli = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "dita.cli",
+                "control",
+                "set",
+                "--mode",
+                "HALTED",
+                "--reason",
+                "cli drill",
+                "--wait",
+                "--timeout",
+                "20",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert cli.returncode == 0, cli.stdout + cli.stderr
+        assert "applied by" in cli.stdout and "NOT applied" not in cli.stdout
+        shown = subprocess.run(
+            [sys.executable, "-m", "dita.cli", "control", "show", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        table = json.loads(shown.stdout)
+        assert all(table["kernels"][f"proc-{i}"]["control"]["mode"] == "HALTED" for i in range(3))
+        bad = subprocess.run(
+            [sys.executable, "-m", "dita.cli", "control", "set", "--mode", "PAUSED", "--reason", "typo"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert bad.returncode != 0 and "PAUSED" in bad.stderr and "Traceback" not in bad.stderr
+    finally:
+        for p in kernels:
+            p.send_signal(signal.SIGTERM)
+        outputs = [p.communicate(timeout=60)[0] for p in kernels]
+    assert all(p.returncode == 0 for p in kernels), outputs
+    stopped = {
+        str(k): json.loads(v.to_string())["state"]
+        for k, v in client.get_map("dita.kernels").blocking().entry_set()
+    }
+    assert all(stopped.get(f"proc-{i}") == "STOPPED" for i in range(3))

@@ -194,3 +194,25 @@ def test_a_restarted_kernel_never_writes_versions_below_what_readers_saw(
     subscription.close()
     assert changes and all(c.document and c.document["version"] > seen[c.key] for c in changes)
     projection.close()
+
+
+def test_the_journal_streams_into_a_ringbuffer_per_kernel(cluster: Cluster, client: Any) -> None:
+    from dita.control import KernelControlSnapshot
+    from dita.journal import RingbufferJournal, read_ring_journal
+
+    journal = RingbufferJournal(client, "ring-k")
+    kernel = ExecutionKernel(
+        max_slots=2,
+        kernel_id="ring-k",
+        venue=MockVenueAdapter(),
+        journal=journal,
+        control=KernelControlSnapshot(journal=True),
+    )
+    run_trades(kernel, 3, "j")
+    assert journal.flush(10)
+    records = read_ring_journal(client, "ring-k")
+    triggers = [r["transition"]["trigger"] for r in records]
+    assert triggers[:4] == ["ENTER", "SUBMITTED", "ORDER_ACK", "FILL"]
+    assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+    assert all(r["kernel_id"] == "ring-k" for r in records)
+    journal.close()
