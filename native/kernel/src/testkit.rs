@@ -105,7 +105,9 @@ pub fn scenario(slots: usize, rounds: usize) -> Vec<Step> {
                     2 => ack(&id("ea"), &entry[s], &id("V")).into(),
                     3 => fill(&id("ep"), &entry[s], EventKind::PartialFill, 100.0, 1.0).into(),
                     4 => fill(&id("ef"), &entry[s], EventKind::Fill, 101.0, 1.0).into(),
-                    5 => Step::Mark(asset.into(), 100.0 + round as f64 + s as f64 * 1e-3),
+                    // Prices tick per asset, not per slot: one mark of each asset a round.
+                    5 if s < assets.len() => Step::Mark(asset.into(), 100.0 + round as f64),
+                    5 => continue,
                     6 | 10 | 14 => Step::Intent(exit(slot)),
                     8 => ack(&id("xa"), &exit_id[s], "").into(),
                     9 => fill(&id("x1"), &exit_id[s], EventKind::Fill, 102.0, 1.0).into(),

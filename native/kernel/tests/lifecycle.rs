@@ -324,6 +324,8 @@ fn reconcile_validates_the_whole_set_first() {
 #[test]
 fn the_benchmark_scenario_runs_every_trade_to_closed() {
     use dita_kernel::testkit::{scenario, Step};
+    let marks = |steps: &[Step]| steps.iter().filter(|s| matches!(s, Step::Mark(..))).count();
+    assert_eq!(marks(&scenario(10, 3)), 3 * 4, "one mark per asset and round, whatever the slots");
     let steps = scenario(3, 2);
     let mut k = kernel(3);
     for step in &steps {
