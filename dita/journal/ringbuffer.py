@@ -81,7 +81,9 @@ class RingbufferJournal:
                     self._idle.set()
                     break
                 try:
-                    self._ring.add_all([msgpack.packb(dict(e), use_bin_type=True) for e in batch]).result()
+                    # bytearray, not bytes: the client serializes bytes as text and fails.
+                    items = [bytearray(msgpack.packb(dict(e), use_bin_type=True)) for e in batch]
+                    self._ring.add_all(items).result()
                 except Exception:  # the cluster is away: keep the entries, try again next round
                     self.errors += 1
                     break
@@ -101,7 +103,7 @@ def read_ring_journal(
     seq = max(start, head)
     out: list[dict[str, Any]] = []
     while seq <= tail and len(out) < limit:
-        result = ring.read_many(seq, 0, min(1000, limit - len(out)))
+        result = ring.read_many(seq, 0, min(500, limit - len(out)))
         items = list(result)
         if not items:
             break

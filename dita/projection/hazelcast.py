@@ -290,8 +290,14 @@ class HazelcastProjection:
                     self._keep(self._pending_accounts, source.kernel_id, account[0], account[1], now)
         if not self._connected.is_set():
             return
-        self._write(self._slots, self._pending_slots)
-        self._write(self._accounts, self._pending_accounts)
+        # Both maps in flight at once: one round trip per cycle, not two.
+        writes = [
+            self._send(self._slots, self._pending_slots),
+            self._send(self._accounts, self._pending_accounts),
+        ]
+        for write in writes:
+            if write is not None:
+                self._settle(*write)
         if time.monotonic() - self._last_beat >= self.heartbeat_interval:
             self._last_beat = time.monotonic()
             for source in sources:
@@ -304,7 +310,7 @@ class HazelcastProjection:
         if old is None or old[0] <= version:
             pending[key] = (version, doc, old[2] if old else at)
 
-    def _write(self, imap: Any, pending: dict[str, tuple[int, str, float]]) -> None:
+    def _send(self, imap: Any, pending: dict[str, tuple[int, str, float]]) -> tuple[Any, Any, Any] | None:
         from hazelcast.core import HazelcastJsonValue
 
         with self._lock:
@@ -313,8 +319,10 @@ class HazelcastProjection:
                 if k not in batch:
                     del pending[k]  # a stale version never replaces a newer written one
         if not batch:
-            return
-        future = imap.put_all({k: HazelcastJsonValue(v[1]) for k, v in batch.items()})
+            return None
+        return imap.put_all({k: HazelcastJsonValue(v[1]) for k, v in batch.items()}), batch, pending
+
+    def _settle(self, future: Any, batch: dict[str, tuple[int, str, float]], pending: dict[str, Any]) -> None:
         if not self._wait(future):
             return
         now = time.time()

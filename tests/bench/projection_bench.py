@@ -85,10 +85,11 @@ def paced_run(
     start = time.perf_counter()
     kid = kernel.kernel_id
     for i, (_, intent) in enumerate(intents):
-        target = start + i * period
-        while period and (now := time.perf_counter()) < target:
-            if target - now > 0.0005:
-                time.sleep(target - now - 0.0003)
+        # Wait by sleeping, as a strategy waiting on its market data would: a
+        # busy-wait would hold the GIL and starve the projection's thread.
+        gap = start + i * period - time.perf_counter()
+        if gap > 0:
+            time.sleep(gap)
         t0 = time.perf_counter_ns()
         out = kernel.process_intent(intent)
         durations.append((time.perf_counter_ns() - t0) / 1e3)

@@ -1,5 +1,5 @@
 -- Kernels whose last heartbeat is older than 5 seconds (the parameter is now, in Unix seconds),
 -- and kernels that reported a clean stop. Entries of dead kernels expire on their own.
-SELECT kernel_id, state, host, pid, heartbeat_at, ? - heartbeat_at AS silent_for_s
+SELECT kernel_id, state, host, pid, heartbeat_at, CAST(? AS DOUBLE) - heartbeat_at AS silent_for_s
 FROM "dita.kernels"
-WHERE heartbeat_at < ? - 5 OR state = 'STOPPED'
+WHERE heartbeat_at < CAST(? AS DOUBLE) - 5 OR state = 'STOPPED'
