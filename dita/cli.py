@@ -21,6 +21,7 @@ def _run(args: argparse.Namespace) -> int:
     from dita.journal import FileJournal, MemoryJournal
     from dita.kernel import ExecutionKernel
     from dita.projection import InMemoryProjection, KernelProjection
+    from dita.projection.hazelcast import HazelcastProjection
     from dita.venue import MockVenueAdapter
 
     control = KernelControlSnapshot(
@@ -32,7 +33,7 @@ def _run(args: argparse.Namespace) -> int:
     projection: KernelProjection
     where = "in-memory projection"
     if args.hazelcast or (args.local_member and shutil.which("java")):
-        from dita.projection.hazelcast import HazelcastProjection, connect
+        from dita.projection.hazelcast import ProjectionError, connect
 
         if not args.hazelcast:
             from dita.cluster.local_member import LocalMember, find_free_port, port_answers
@@ -41,7 +42,16 @@ def _run(args: argparse.Namespace) -> int:
             member = LocalMember(port=port, cluster_name=args.cluster)
             member.start()
             args.hazelcast = member.address
-        client = connect(args.hazelcast.split(","), args.cluster, connect_timeout=args.connect_timeout)
+        try:
+            client = connect(args.hazelcast.split(","), args.cluster, connect_timeout=args.connect_timeout)
+        except ProjectionError as e:
+            # Trading does not wait for a cluster: run on the start control, and say so.
+            print(
+                f"dita: {e}; running in start mode {control.mode.value} on the in-memory projection",
+                file=sys.stderr,
+                flush=True,
+            )
+    if client is not None:
         projection = HazelcastProjection(client)
         where = f"Hazelcast cluster {args.cluster!r} at {args.hazelcast}"
     else:

@@ -185,6 +185,20 @@ class ExecutionKernel:
         """Puts a control decided elsewhere (e.g. the cluster's) into force at once."""
         self._apply_control(snapshot)
 
+    def record_control_event(self, kind: str, detail: dict[str, Any]) -> None:
+        """Journals a control apply or refusal (when the journal is on), beside transitions."""
+        if self._journal_on:
+            self._journal_seq += 1
+            self.journal.record(
+                {
+                    "kernel_id": self._kernel_id,
+                    "seq": self._journal_seq,
+                    "control_event": {"kind": kind, **detail},
+                    "control": {"mode": self._control.mode.value, "verbosity": self._control.verbosity.value},
+                    "recorded_at": time.time(),
+                }
+            )
+
     def report_control(self, report: dict[str, Any]) -> None:
         """Where the applied control came from (revs, last refusal), for `dita.kernels`;
         the projection is asked to publish it at once so operators see it within ms."""

@@ -54,6 +54,8 @@ class ControlTarget(Protocol):
 
     def report_control(self, report: dict[str, Any]) -> None: ...
 
+    def record_control_event(self, kind: str, detail: dict[str, Any]) -> None: ...
+
 
 class ControlListener:
     """Applies the effective control of `dita.control` to one kernel.
@@ -190,6 +192,7 @@ class ControlListener:
             self.last_refusal = {**refusal.as_dict(), "at": time.time()}
             log.warning("control: %s", refusal)
             self._audit("REFUSED", key, self.last_refusal)
+            self.kernel.record_control_event("REFUSED", self.last_refusal)
             self._report()
             return
         self._entries[key] = entry
@@ -219,6 +222,7 @@ class ControlListener:
             self.kernel.apply_control(snapshot)
             log.info("control: applied %s", snapshot.as_dict())
             self._audit("APPLIED", self.own_key, {"control": snapshot.as_dict(), "revs": self.revs()})
+            self.kernel.record_control_event("APPLIED", {"control": snapshot.as_dict(), "revs": self.revs()})
             if self.on_change is not None:
                 self.on_change(snapshot)
         self._report()
