@@ -194,15 +194,29 @@ def convergence_run(
         max_slots=slots, kernel_id="bench-conv", venue=SilentVenue(), projection=projection
     )
     projection.flush(30)
+
+    def enter_all(prefix: str) -> list[float]:
+        took = []
+        for slot in range(slots):
+            intent = KernelIntent(
+                action="ENTER",
+                slot_id=slot,
+                trade_id=f"{prefix}{slot}",
+                asset="BTC",
+                side="LONG",
+                target_size=1.0,
+            )
+            t0 = time.perf_counter_ns()
+            kernel.process_intent(intent)
+            took.append((time.perf_counter_ns() - t0) / 1e3)
+            kernel.process_intent(KernelIntent(action="CANCEL", slot_id=slot))
+        return took
+
+    before = enter_all("up")
     member.stop()
     while projection.connected:
         time.sleep(0.01)
-    for slot in range(slots):
-        kernel.process_intent(
-            KernelIntent(
-                action="ENTER", slot_id=slot, trade_id=f"c{slot}", asset="BTC", side="LONG", target_size=1.0
-            )
-        )
+    during = enter_all("down")
     want = {f"bench-conv:{s}": kernel.slot(s).version for s in range(slots)}
     member.start(timeout=180)
     accepted = time.perf_counter()
@@ -219,7 +233,12 @@ def convergence_run(
     reader.shutdown()
     projection.close()
     client.shutdown()
-    return {"slots": slots, "converged_s": converged}
+    return {
+        "slots": slots,
+        "converged_s": converged,
+        "enter_us_median_cluster_up": statistics.median(before),
+        "enter_us_median_cluster_down": statistics.median(during),
+    }
 
 
 def main() -> None:
