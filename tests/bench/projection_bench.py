@@ -28,7 +28,7 @@ from dita.contracts import KernelIntent
 from dita.kernel import ExecutionKernel
 from dita.projection import InMemoryProjection
 from dita.projection.hazelcast import HazelcastProjection, connect
-from dita.venue import SilentVenue
+from dita.venue import MockVenueAdapter, SilentVenue
 
 ASSETS = ("BTC", "ETH", "SOL", "XRP")
 
@@ -191,7 +191,10 @@ def convergence_run(
     client = connect(members, cluster)
     projection = HazelcastProjection(client)
     kernel = ExecutionKernel(
-        max_slots=slots, kernel_id="bench-conv", venue=SilentVenue(), projection=projection
+        max_slots=slots,
+        kernel_id="bench-conv",
+        venue=MockVenueAdapter(auto_fill=False),
+        projection=projection,
     )
     projection.flush(30)
 
