@@ -3,7 +3,6 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use rustc_hash::FxHashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -146,14 +145,13 @@ pub struct Account {
     pub config: ExchangeConfig,
     pub calibration_ratio: f64,
     pub calibration_samples: u64,
-    /// fill id -> predicted fee, oldest first.
+    /// (fill id, predicted fee), oldest first; a fill id may appear twice
+    /// (two fills the venue gave one id) and settles oldest first.
     pub pending_fees: VecDeque<(Id, f64)>,
     pub seen_event_ids: VecDeque<String>,
     pub version: u64,
     #[serde(skip)]
     seen_lookup: HashSet<String>,
-    #[serde(skip)]
-    pending_lookup: FxHashMap<Id, f64>,
 }
 
 impl Default for Account {
@@ -172,7 +170,6 @@ impl Default for Account {
             seen_event_ids: VecDeque::new(),
             version: 0,
             seen_lookup: HashSet::new(),
-            pending_lookup: FxHashMap::default(),
         }
     }
 }
@@ -237,7 +234,6 @@ impl Account {
     /// Rebuilds the lookup sets that checkpoints do not carry.
     pub fn rebuild_lookups(&mut self) {
         self.seen_lookup = self.seen_event_ids.iter().cloned().collect();
-        self.pending_lookup = self.pending_fees.iter().cloned().collect();
     }
 
     pub fn set_seed_capital(&mut self, seed: f64) -> Result<(), InputError> {
@@ -257,13 +253,9 @@ impl Account {
         let fee = self.config.fee(price, qty, order_type) * self.calibration_ratio;
         self.k_realized_pnl += realized;
         self.k_fees_paid += fee;
-        if self.pending_lookup.insert(fill_id.clone(), fee).is_none() {
-            self.pending_fees.push_back((fill_id.clone(), fee));
-        }
-        while self.pending_fees.len() > PENDING_FEE_CAPACITY {
-            if let Some((id, _)) = self.pending_fees.pop_front() {
-                self.pending_lookup.remove(&id);
-            }
+        self.pending_fees.push_back((fill_id.clone(), fee));
+        if self.pending_fees.len() > PENDING_FEE_CAPACITY {
+            self.pending_fees.pop_front();
         }
         self.version += 1;
         fee
@@ -361,13 +353,9 @@ impl Account {
         match event.kind {
             AccountEventKind::FillSettled => {
                 let actual = event.fee.unwrap_or(0.0);
-                let predicted = match self.pending_lookup.remove(event.fill_id.as_str()) {
-                    Some(p) => {
-                        self.pending_fees.retain(|(id, _)| **id != *event.fill_id);
-                        p
-                    }
-                    None => 0.0,
-                };
+                // Settlements are rare next to fills, so a scan here keeps fills a plain push.
+                let at = self.pending_fees.iter().position(|(id, _)| **id == *event.fill_id);
+                let predicted = at.and_then(|n| self.pending_fees.remove(n)).map_or(0.0, |(_, p)| p);
                 self.k_fees_paid += actual - predicted;
                 details.set("predicted_fee", predicted);
                 details.set("actual_fee", actual);

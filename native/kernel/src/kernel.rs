@@ -89,10 +89,22 @@ enum RestorePoint {
     Exit(Option<Order>),
 }
 
+impl RestorePoint {
+    /// The trade a rollback would bring back into its slot.
+    fn trade_id(&self) -> Option<&Id> {
+        match self {
+            RestorePoint::Enter(slot) if slot.fsm_state != Stage::Idle && !slot.trade_id.is_empty() => Some(&slot.trade_id),
+            _ => None,
+        }
+    }
+}
+
 pub struct Kernel {
     slots: Vec<Slot>,
     /// What a pending ENTER or EXIT replaced, to roll back on RATE_LIMITED.
     before_request: Vec<Option<RestorePoint>>,
+    /// Trade ids a rollback would bring back: not free for another ENTER yet.
+    reserved: FxHashMap<Id, u32>,
     trade_index: Index,
     venue_index: Index,
     client_index: Index,
@@ -127,6 +139,7 @@ impl Kernel {
         let slots: Vec<Slot> = (0..max_slots as u32).map(Slot::empty).collect();
         let mut k = Kernel {
             before_request: vec![None; max_slots],
+            reserved: FxHashMap::default(),
             trade_index: Index::default(),
             venue_index: Index::default(),
             client_index: Index::default(),
@@ -489,7 +502,7 @@ impl Kernel {
     }
 
     fn enter(&mut self, i: usize, intent: &Intent, next: Next) -> Outcome {
-        if let Some(&held) = self.trade_index.get(&intent.trade_id) {
+        if let Some(&held) = self.trade_index.get(&intent.trade_id).or_else(|| self.reserved.get(&intent.trade_id)) {
             let e = InputError::new("trade_id", &*intent.trade_id, format!("is already held by slot {held}"));
             let d = refusal(e).with("intent_id", &intent.intent_id);
             return self.refuse_at(DiagnosticCode::InvalidIntent, i as i64, &intent.trade_id, d);
@@ -525,7 +538,7 @@ impl Kernel {
             ..Slot::empty(i as u32)
         };
         let previous = std::mem::replace(&mut self.slots[i], fresh);
-        self.before_request[i] = Some(RestorePoint::Enter(Box::new(previous)));
+        self.set_restore_point(i, Some(RestorePoint::Enter(Box::new(previous))));
         self.index_slot(i);
         self.touched(i, before, was_free);
         let d = Details::default()
@@ -564,7 +577,7 @@ impl Kernel {
         if let Some(old) = &replaced {
             self.forget_order(i, old);
         }
-        self.before_request[i] = Some(RestorePoint::Exit(previous_exit));
+        self.set_restore_point(i, Some(RestorePoint::Exit(previous_exit)));
         self.touched(i, before, false);
         let d = Details::default()
             .with("exit_size", order.intended_size)
@@ -667,7 +680,8 @@ impl Kernel {
         };
         let order = slot.order(role).expect("the role was found on this slot");
         let is_fill = matches!(ev.kind, EventKind::Fill | EventKind::PartialFill);
-        if is_fill && ev.size > order.remaining() + slot.tolerance() {
+        // The tolerance covers the order's total, not each fill afresh.
+        if is_fill && order.filled_size + ev.size > order.intended_size + slot.tolerance() {
             let d = Details::default()
                 .with("reason", format!("fill of {} exceeds the {} left of the order", ev.size, order.remaining()))
                 .with("field", "size")
@@ -680,6 +694,10 @@ impl Kernel {
             let d = Details::default().with("reason", "no request to roll back");
             return self.refuse_at(DiagnosticCode::InvalidTransition, i as i64, &Id::default(), ids(d));
         }
+        if let Some(holder) = self.other_holder_of_venue_id(i, role, &ev.venue_order_id) {
+            let e = InputError::new("venue_order_id", &*ev.venue_order_id, format!("is held by another order ({holder})"));
+            return self.refuse_at(DiagnosticCode::InvalidEvent, i as i64, &Id::default(), ids(refusal(e)));
+        }
         self.apply_event(i, ev, role, trigger, next)
     }
 
@@ -688,7 +706,7 @@ impl Kernel {
         let mut d = Details::default();
         let mut code = DiagnosticCode::Ok;
         if next == Next::Restore {
-            match self.before_request[i].take().expect("checked before applying") {
+            match self.set_restore_point(i, None).expect("checked before applying") {
                 RestorePoint::Enter(previous) => {
                     let version = self.slots[i].version;
                     self.unindex_slot(i);
@@ -715,7 +733,7 @@ impl Kernel {
             d.set("retryable", true);
             d.set("retry_after_ms", ev.retry_after_ms);
         } else {
-            self.before_request[i] = None;
+            self.set_restore_point(i, None);
             if !ev.venue_order_id.is_empty() {
                 self.assign_venue_order_id(i, role, &ev.venue_order_id);
             }
@@ -779,6 +797,21 @@ impl Kernel {
         self.accepted(i, code, vec![t], d, None)
     }
 
+    /// Sets what a rate limit would roll slot `i` back to, keeping the trade
+    /// ids such a rollback would bring back reserved; returns the old point.
+    fn set_restore_point(&mut self, i: usize, point: Option<RestorePoint>) -> Option<RestorePoint> {
+        let old = std::mem::replace(&mut self.before_request[i], point);
+        if let Some(id) = old.as_ref().and_then(RestorePoint::trade_id) {
+            if self.reserved.get(id) == Some(&(i as u32)) {
+                self.reserved.remove(id);
+            }
+        }
+        if let Some(id) = self.before_request[i].as_ref().and_then(RestorePoint::trade_id) {
+            self.reserved.insert(id.clone(), i as u32);
+        }
+        old
+    }
+
     fn assign_venue_order_id(&mut self, i: usize, role: OrderRole, venue_id: &Id) {
         let order = self.slots[i].order_mut(role).expect("the role was found on this slot");
         if order.venue_order_id == *venue_id {
@@ -789,6 +822,26 @@ impl Kernel {
             self.venue_index.remove(&old);
         }
         self.venue_index.insert(venue_id.clone(), i as u32);
+    }
+
+    /// Which other order already holds `venue_id`, if one does: an order id
+    /// maps to one order, so a venue may not give a second order the same id.
+    fn other_holder_of_venue_id(&self, i: usize, role: OrderRole, venue_id: &Id) -> Option<String> {
+        if venue_id.is_empty() {
+            return None;
+        }
+        let slot = &self.slots[i];
+        let other = match role {
+            OrderRole::Entry => slot.active_exit_order.as_ref(),
+            OrderRole::Exit => slot.active_entry_order.as_ref(),
+        };
+        if other.is_some_and(|o| o.venue_order_id == *venue_id) {
+            return Some(format!("the other order of slot {i}"));
+        }
+        match self.venue_index.get(venue_id) {
+            Some(&j) if j as usize != i => Some(format!("slot {j}")),
+            _ => None,
+        }
     }
 
     /// Drops an order this slot no longer holds from the order indices.
@@ -879,7 +932,7 @@ impl Kernel {
         }
         self.unindex_slot(i);
         self.slots[i] = slot;
-        self.before_request[i] = None;
+        self.set_restore_point(i, None);
         self.index_slot(i);
         self.touched(i, before, was_free);
     }
@@ -957,7 +1010,9 @@ impl Kernel {
         k.account = cp.account;
         k.account.rebuild_lookups();
         k.slots = cp.slots;
-        k.before_request = cp.before_request;
+        for (i, rp) in cp.before_request.into_iter().enumerate() {
+            k.set_restore_point(i, rp);
+        }
         k.rebuild_derived();
         Ok(k)
     }

@@ -73,11 +73,13 @@ pub fn event(event: &VenueEvent) -> Result<(), InputError> {
     Ok(())
 }
 
-fn order(field: &str, o: &Order) -> Result<(), InputError> {
+fn order(field: &str, o: &Order, tolerance: f64) -> Result<(), InputError> {
     check_number(&format!("{field}.intended_size"), o.intended_size, 0.0, false)?;
     check_number(&format!("{field}.filled_size"), o.filled_size, 0.0, false)?;
     check_number(&format!("{field}.average_fill_price"), o.average_fill_price, 0.0, false)?;
-    if o.filled_size > o.intended_size * (1.0 + 1e-9) + 1e-12 {
+    // The same allowance the kernel grants a fill (Slot::tolerance), so every
+    // state the kernel reaches is one it accepts back.
+    if o.filled_size > o.intended_size + tolerance {
         return Err(InputError::new(
             format!("{field}.filled_size"),
             o.filled_size,
@@ -112,10 +114,10 @@ pub fn slot(s: &Slot, max_slots: usize, prefix: &str) -> Result<(), InputError> 
         ));
     }
     if let Some(o) = &s.active_entry_order {
-        order(&f("active_entry_order"), o)?;
+        order(&f("active_entry_order"), o, s.tolerance())?;
     }
     if let Some(o) = &s.active_exit_order {
-        order(&f("active_exit_order"), o)?;
+        order(&f("active_exit_order"), o, s.tolerance())?;
     }
     let stage = s.fsm_state;
     if s.closed != (stage == Stage::Closed) {
@@ -133,7 +135,8 @@ pub fn slot(s: &Slot, max_slots: usize, prefix: &str) -> Result<(), InputError> 
     if s.side == Side::Flat {
         return Err(InputError::new(f("side"), "FLAT", format!("a slot in stage {stage} is LONG or SHORT")));
     }
-    let needs_position = matches!(stage, Stage::PositionOpen | Stage::ExitRequested | Stage::ExitWorking);
+    // An exit may fill the whole position in parts and still await its FILL: size 0 in EXIT_*.
+    let needs_position = stage == Stage::PositionOpen;
     if needs_position && s.size <= 0.0 {
         return Err(InputError::new(f("size"), s.size, format!("must be positive in stage {stage}")));
     }
