@@ -80,6 +80,8 @@ class SetResult:
     applied: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     waited_s: float = 0.0
+    #: from just before the entry was written to the last kernel reporting it applied
+    propagation_s: float = 0.0
 
 
 class ControlOperator:
@@ -155,6 +157,7 @@ class ControlOperator:
                     doc["signature"] = sign_entry(doc, self.control_key)
                 parse_entry(key, json.dumps(doc), control_key=self.control_key)  # refuse our own bad entry
                 value = _json_value(doc)
+                written = time.monotonic()
                 if current_raw is None:
                     won = self._control.put_if_absent(key, value) is None
                 else:
@@ -166,6 +169,7 @@ class ControlOperator:
                         started = time.monotonic()
                         result.applied, result.missing = waiter.wait(doc["rev"], kernel_id, timeout)
                         result.waited_s = time.monotonic() - started
+                        result.propagation_s = time.monotonic() - written
                     return result
             raise RuntimeError(f"could not write {key}: 50 other writes won in a row")
         finally:
@@ -190,44 +194,55 @@ class ControlOperator:
 
 
 class _ApplyWaiter:
-    """Watches `dita.kernels` for kernels reporting a rev of one control key."""
+    """Watches `dita.kernels` for kernels reporting a rev of one control key.
+
+    The kernels' entries are read once, then kept current from the entry
+    events' values, so waiting costs no round trip per report.
+    """
 
     def __init__(self, client: Any, key: str) -> None:
         self._map = client.get_map(KERNELS_MAP)
         self._key = key
         self._cond = threading.Condition()
+        self._docs: dict[str, dict[str, Any]] = {}
         self._reg = self._map.add_entry_listener(
-            include_value=True, added_func=self._poke, updated_func=self._poke
+            include_value=True, added_func=self._on_event, updated_func=self._on_event
         ).result()
+        for k, v in self._map.blocking().entry_set():
+            with self._cond:
+                self._docs.setdefault(str(k), _decode(v) or {})
 
-    def _poke(self, _event: Any) -> None:
+    def _on_event(self, event: Any) -> None:
+        # The client's I/O thread: decode and notify, nothing that waits.
+        doc = _decode(event.value) or {}
         with self._cond:
+            self._docs[str(event.key)] = doc
             self._cond.notify_all()
 
-    def _status(self, kernel_id: str | None) -> dict[str, dict[str, Any]]:
+    def _live(self, kernel_id: str | None) -> dict[str, dict[str, Any]]:
         now = time.time()
-        docs = {str(k): _decode(v) or {} for k, v in self._map.blocking().entry_set()}
-        live = {
+        return {
             k: d
-            for k, d in docs.items()
-            if d.get("state") == "RUNNING" and now - float(d.get("heartbeat_at", 0)) < LIVE_WITHIN_S
+            for k, d in self._docs.items()
+            if (kernel_id is None or k == kernel_id)
+            and d.get("state") == "RUNNING"
+            and now - float(d.get("heartbeat_at", 0)) < LIVE_WITHIN_S
         }
-        return {k: d for k, d in live.items() if kernel_id is None or k == kernel_id}
 
     def wait(self, rev: int, kernel_id: str | None, timeout: float) -> tuple[list[str], list[str]]:
         deadline = time.monotonic() + timeout
-        while True:
-            kernels = self._status(kernel_id)
-            applied = sorted(
-                k
-                for k, d in kernels.items()
-                if int(((d.get("control_report") or {}).get("revs") or {}).get(self._key, 0)) >= rev
-            )
-            missing = sorted(set(kernels) - set(applied))
-            left = deadline - time.monotonic()
-            if not missing or left <= 0:
-                return applied, missing
-            with self._cond:
+        with self._cond:
+            while True:
+                kernels = self._live(kernel_id)
+                applied = sorted(
+                    k
+                    for k, d in kernels.items()
+                    if int(((d.get("control_report") or {}).get("revs") or {}).get(self._key, 0)) >= rev
+                )
+                missing = sorted(set(kernels) - set(applied))
+                left = deadline - time.monotonic()
+                if not missing or left <= 0:
+                    return applied, missing
                 self._cond.wait(min(left, 0.05))
 
     def close(self) -> None:
