@@ -2,25 +2,12 @@
 //! fills, marks, multi-leg exits, cancels), per step, at 10 and 1,000 slots.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use dita_kernel::testkit::{scenario, Step};
-use dita_kernel::{Kernel, Timestamp};
+use dita_kernel::testkit::{apply, scenario, Step};
+use dita_kernel::Kernel;
 
 fn run(k: &mut Kernel, steps: &[Step]) {
     for step in steps {
-        match step {
-            Step::Intent(i) => {
-                std::hint::black_box(k.process_intent(i));
-            }
-            Step::Submitted(s) => {
-                std::hint::black_box(k.submitted(*s, Timestamp(3)));
-            }
-            Step::Event(e) => {
-                std::hint::black_box(k.on_venue_event(e));
-            }
-            Step::Mark(a, p) => {
-                std::hint::black_box(k.mark_price(a, *p).ok());
-            }
-        }
+        std::hint::black_box(apply(k, step));
     }
 }
 
@@ -31,7 +18,11 @@ fn bench(c: &mut Criterion) {
         let steps = scenario(slots, rounds);
         group.throughput(Throughput::Elements(steps.len() as u64));
         group.bench_function(format!("{slots}_slots"), |b| {
-            b.iter_batched_ref(|| Kernel::new(slots).unwrap(), |k| run(k, &steps), BatchSize::LargeInput)
+            b.iter_batched_ref(
+                || Kernel::new(slots).unwrap(),
+                |k| run(k, &steps),
+                BatchSize::LargeInput,
+            )
         });
     }
     group.finish();

@@ -3,7 +3,6 @@
 
 use std::collections::{HashSet, VecDeque};
 
-
 use serde::{Deserialize, Serialize};
 
 use crate::error::{check_number, InputError, MAX_MAGNITUDE};
@@ -33,7 +32,13 @@ pub struct ExchangeConfig {
 
 impl Default for ExchangeConfig {
     fn default() -> Self {
-        ExchangeConfig { taker_rate: 0.0, maker_rate: 0.0, lot_step: 0.0, tick_size: 0.0, funding_interval_secs: 28_800 }
+        ExchangeConfig {
+            taker_rate: 0.0,
+            maker_rate: 0.0,
+            lot_step: 0.0,
+            tick_size: 0.0,
+            funding_interval_secs: 28_800,
+        }
     }
 }
 
@@ -73,7 +78,11 @@ impl ExchangeConfig {
                 Some(v) => {
                     let v = check_number(field, v, 0.0, false)?;
                     if v >= 1.0 {
-                        return Err(InputError::new(field, v, "is a fraction of notional (0.0005 = 0.05 %) and must be below 1"));
+                        return Err(InputError::new(
+                            field,
+                            v,
+                            "is a fraction of notional (0.0005 = 0.05 %) and must be below 1",
+                        ));
                     }
                     Ok(v)
                 }
@@ -302,9 +311,15 @@ impl Account {
 
     fn validate(event: &AccountEvent) -> Result<(), InputError> {
         if event.event_id.is_empty() {
-            return Err(InputError::new("event_id", "''", "is required: account events are applied once per id"));
+            return Err(InputError::new(
+                "event_id",
+                "''",
+                "is required: account events are applied once per id",
+            ));
         }
-        let any = |field: &str, v: Option<f64>| v.map_or(Ok(()), |v| check_number(field, v, -MAX_MAGNITUDE, false).map(|_| ()));
+        let any = |field: &str, v: Option<f64>| {
+            v.map_or(Ok(()), |v| check_number(field, v, -MAX_MAGNITUDE, false).map(|_| ()))
+        };
         let need = |field: &str, v: Option<f64>, kind: &str| match v {
             None => Err(InputError::new(field, "missing", format!("is required for {kind}"))),
             Some(_) => Ok(()),
@@ -319,7 +334,11 @@ impl Account {
             AccountEventKind::FillSettled => {
                 need("fee", event.fee, "FILL_SETTLED")?;
                 if event.fill_id.is_empty() {
-                    return Err(InputError::new("fill_id", "''", "is required for FILL_SETTLED: the venue event id of the fill"));
+                    return Err(InputError::new(
+                        "fill_id",
+                        "''",
+                        "is required for FILL_SETTLED: the venue event id of the fill",
+                    ));
                 }
             }
             AccountEventKind::AccountUpdate => need("wallet_balance", event.wallet_balance, "ACCOUNT_UPDATE")?,
@@ -364,7 +383,10 @@ impl Account {
                 let old = self.exchange.as_ref();
                 self.exchange = Some(ExchangeFigures {
                     wallet_balance: event.wallet_balance.unwrap_or(0.0),
-                    available_margin: event.available_margin.or(old.map(|o| o.available_margin)).unwrap_or(0.0),
+                    available_margin: event
+                        .available_margin
+                        .or(old.map(|o| o.available_margin))
+                        .unwrap_or(0.0),
                     used_margin: event.used_margin.or(old.map(|o| o.used_margin)).unwrap_or(0.0),
                     maint_margin: event.maint_margin.or(old.map(|o| o.maint_margin)).unwrap_or(0.0),
                 });
@@ -382,14 +404,22 @@ impl Account {
         self.seen_lookup.insert(event.event_id.clone());
         self.event_seq += 1;
         self.version += 1;
-        AccountAnswer { applied: true, diagnostic_code: DiagnosticCode::Ok, details }
+        AccountAnswer {
+            applied: true,
+            diagnostic_code: DiagnosticCode::Ok,
+            details,
+        }
     }
 
     pub fn view(&self, exposure: Exposure) -> AccountView {
         let k = self.k_capital();
         let unsettled_fees: f64 = self.pending_fees.iter().map(|(_, f)| f).sum();
         let (status, delta, explanation) = match &self.exchange {
-            None => ("UNKNOWN", 0.0, "no ACCOUNT_UPDATE yet: available_capital is the kernel's own K".to_owned()),
+            None => (
+                "UNKNOWN",
+                0.0,
+                "no ACCOUNT_UPDATE yet: available_capital is the kernel's own K".to_owned(),
+            ),
             Some(e) => {
                 let delta = k - e.wallet_balance;
                 let tolerance = 0.01 + 1e-6 * e.wallet_balance.abs();

@@ -11,7 +11,11 @@ pub struct InputError {
 
 impl InputError {
     pub fn new(field: impl Into<String>, value: impl fmt::Display, reason: impl Into<String>) -> InputError {
-        InputError { field: field.into(), value: value.to_string(), reason: reason.into() }
+        InputError {
+            field: field.into(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -43,7 +47,11 @@ fn refuse_number(field: &str, value: f64, min: f64, strict: bool) -> Result<f64,
         return Err(InputError::new(field, value, format!("must be {rel} {min}")));
     }
     if value.abs() > MAX_MAGNITUDE {
-        return Err(InputError::new(field, value, format!("is beyond {MAX_MAGNITUDE:e}, the largest figure the kernel accepts")));
+        return Err(InputError::new(
+            field,
+            value,
+            format!("is beyond {MAX_MAGNITUDE:e}, the largest figure the kernel accepts"),
+        ));
     }
     Ok(value)
 }

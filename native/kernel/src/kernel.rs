@@ -39,7 +39,11 @@ pub struct Control {
 
 impl Default for Control {
     fn default() -> Self {
-        Control { mode: Mode::Active, verbosity: Verbosity::Normal, journal: false }
+        Control {
+            mode: Mode::Active,
+            verbosity: Verbosity::Normal,
+            journal: false,
+        }
     }
 }
 
@@ -93,7 +97,9 @@ impl RestorePoint {
     /// The trade a rollback would bring back into its slot.
     fn trade_id(&self) -> Option<&Id> {
         match self {
-            RestorePoint::Enter(slot) if slot.fsm_state != Stage::Idle && !slot.trade_id.is_empty() => Some(&slot.trade_id),
+            RestorePoint::Enter(slot) if slot.fsm_state != Stage::Idle && !slot.trade_id.is_empty() => {
+                Some(&slot.trade_id)
+            }
             _ => None,
         }
     }
@@ -121,7 +127,10 @@ pub struct Kernel {
 }
 
 fn refusal(e: InputError) -> Details {
-    Details::default().with("reason", e.reason).with("field", e.field).with("value", e.value)
+    Details::default()
+        .with("reason", e.reason)
+        .with("field", e.field)
+        .with("value", e.value)
 }
 
 impl Kernel {
@@ -131,10 +140,18 @@ impl Kernel {
 
     pub fn with_seen_capacity(max_slots: usize, seen_capacity: usize) -> Result<Kernel, InputError> {
         if max_slots == 0 || max_slots > MAX_SLOTS {
-            return Err(InputError::new("max_slots", max_slots, format!("must be 1 to {MAX_SLOTS}")));
+            return Err(InputError::new(
+                "max_slots",
+                max_slots,
+                format!("must be 1 to {MAX_SLOTS}"),
+            ));
         }
         if seen_capacity == 0 || seen_capacity > 65_536 {
-            return Err(InputError::new("seen_event_capacity", seen_capacity, "must be 1 to 65536"));
+            return Err(InputError::new(
+                "seen_event_capacity",
+                seen_capacity,
+                "must be 1 to 65536",
+            ));
         }
         let slots: Vec<Slot> = (0..max_slots as u32).map(Slot::empty).collect();
         let mut k = Kernel {
@@ -274,12 +291,22 @@ impl Kernel {
             .iter()
             .map(|s| {
                 let key = format!("{kernel_id}:{}", s.slot_id);
-                let doc = Doc { kernel_id, key: key.clone(), updated_at: now, body: s };
+                let doc = Doc {
+                    kernel_id,
+                    key: key.clone(),
+                    updated_at: now,
+                    body: s,
+                };
                 (key, s.version, serde_json::to_string(&doc).expect("slots serialize"))
             })
             .collect();
         let account = changes.account.map(|a| {
-            let doc = Doc { kernel_id, key: kernel_id.to_owned(), updated_at: now, body: &a };
+            let doc = Doc {
+                kernel_id,
+                key: kernel_id.to_owned(),
+                updated_at: now,
+                body: &a,
+            };
             (a.version, serde_json::to_string(&doc).expect("accounts serialize"))
         });
         Documents { slots, account }
@@ -400,7 +427,15 @@ impl Kernel {
         }
     }
 
-    fn transition(&self, i: usize, prev: Stage, trigger: &'static str, ids: (&Id, &Id), at: Timestamp, details: Details) -> Transition {
+    fn transition(
+        &self,
+        i: usize,
+        prev: Stage,
+        trigger: &'static str,
+        ids: (&Id, &Id),
+        at: Timestamp,
+        details: Details,
+    ) -> Transition {
         let s = &self.slots[i];
         Transition {
             timestamp: at,
@@ -413,13 +448,28 @@ impl Kernel {
             event_id: ids.1.clone(),
             control_mode: self.control.mode,
             control_verbosity: self.control.verbosity,
-            details: if self.control.verbosity == Verbosity::Quiet { Details::default() } else { details },
+            details: if self.control.verbosity == Verbosity::Quiet {
+                Details::default()
+            } else {
+                details
+            },
         }
     }
 
-    fn accepted(&self, i: usize, code: DiagnosticCode, transitions: Vec<Transition>, details: Details, order: Option<Order>) -> Outcome {
+    fn accepted(
+        &self,
+        i: usize,
+        code: DiagnosticCode,
+        transitions: Vec<Transition>,
+        details: Details,
+        order: Option<Order>,
+    ) -> Outcome {
         let s = &self.slots[i];
-        let mut details = if self.control.verbosity == Verbosity::Quiet { Details::default() } else { details };
+        let mut details = if self.control.verbosity == Verbosity::Quiet {
+            Details::default()
+        } else {
+            details
+        };
         if self.control.verbosity >= Verbosity::Verbose {
             details.set("size", s.size);
             details.set("entry_price", s.entry_price);
@@ -459,13 +509,30 @@ impl Kernel {
     // ----- intents --------------------------------------------------------------
 
     pub fn process_intent(&mut self, intent: &Intent) -> Outcome {
-        let ids = |d: Details| d.with("intent_id", &intent.intent_id).with("action", Detail::Static(intent.action.as_str()));
+        let ids = |d: Details| {
+            d.with("intent_id", &intent.intent_id)
+                .with("action", Detail::Static(intent.action.as_str()))
+        };
         let Some(i) = usize::try_from(intent.slot_id).ok().filter(|&i| i < self.slots.len()) else {
-            let e = InputError::new("slot_id", intent.slot_id, format!("must be 0 to {}", self.slots.len() - 1));
-            return self.refuse_at(DiagnosticCode::InvalidSlotId, intent.slot_id, &intent.trade_id, ids(refusal(e)));
+            let e = InputError::new(
+                "slot_id",
+                intent.slot_id,
+                format!("must be 0 to {}", self.slots.len() - 1),
+            );
+            return self.refuse_at(
+                DiagnosticCode::InvalidSlotId,
+                intent.slot_id,
+                &intent.trade_id,
+                ids(refusal(e)),
+            );
         };
         if let Err(e) = validate::intent(intent) {
-            return self.refuse_at(DiagnosticCode::InvalidIntent, intent.slot_id, &intent.trade_id, ids(refusal(e)));
+            return self.refuse_at(
+                DiagnosticCode::InvalidIntent,
+                intent.slot_id,
+                &intent.trade_id,
+                ids(refusal(e)),
+            );
         }
         let blocked = match intent.action {
             Command::Enter => self.control.mode != Mode::Active,
@@ -474,24 +541,50 @@ impl Kernel {
         };
         if blocked {
             let d = Details::default()
-                .with("reason", format!("mode {} refuses {}", self.control.mode, intent.action))
+                .with(
+                    "reason",
+                    format!("mode {} refuses {}", self.control.mode, intent.action),
+                )
                 .with("mode", self.control.mode.as_str());
             return self.refuse_at(DiagnosticCode::ModeBlocked, intent.slot_id, &intent.trade_id, ids(d));
         }
         let slot = &self.slots[i];
         if intent.action != Command::Enter && !intent.trade_id.is_empty() && intent.trade_id != slot.trade_id {
-            let e = InputError::new("trade_id", &*intent.trade_id, format!("slot {i} holds trade '{}'", slot.trade_id));
-            return self.refuse_at(DiagnosticCode::InvalidIntent, intent.slot_id, &intent.trade_id, ids(refusal(e)));
+            let e = InputError::new(
+                "trade_id",
+                &*intent.trade_id,
+                format!("slot {i} holds trade '{}'", slot.trade_id),
+            );
+            return self.refuse_at(
+                DiagnosticCode::InvalidIntent,
+                intent.slot_id,
+                &intent.trade_id,
+                ids(refusal(e)),
+            );
         }
         let trigger = Trigger::Intent(intent.action);
         let Some(next) = lifecycle::next(slot.fsm_state, trigger) else {
             let (code, why) = match (intent.action, slot.is_free()) {
-                (Command::Enter, _) => (DiagnosticCode::SlotBusy, format!("slot holds trade '{}' in stage {}", slot.trade_id, slot.fsm_state)),
-                (Command::Exit, false) => (DiagnosticCode::SlotBusy, format!("an order is already working in stage {}", slot.fsm_state)),
-                (Command::Exit, true) => (DiagnosticCode::InvalidTransition, format!("no open position in stage {}", slot.fsm_state)),
-                (Command::Cancel, _) => (DiagnosticCode::InvalidTransition, format!("no working order to cancel in stage {}", slot.fsm_state)),
+                (Command::Enter, _) => (
+                    DiagnosticCode::SlotBusy,
+                    format!("slot holds trade '{}' in stage {}", slot.trade_id, slot.fsm_state),
+                ),
+                (Command::Exit, false) => (
+                    DiagnosticCode::SlotBusy,
+                    format!("an order is already working in stage {}", slot.fsm_state),
+                ),
+                (Command::Exit, true) => (
+                    DiagnosticCode::InvalidTransition,
+                    format!("no open position in stage {}", slot.fsm_state),
+                ),
+                (Command::Cancel, _) => (
+                    DiagnosticCode::InvalidTransition,
+                    format!("no working order to cancel in stage {}", slot.fsm_state),
+                ),
             };
-            let d = Details::default().with("reason", why).with("stage", slot.fsm_state.as_str());
+            let d = Details::default()
+                .with("reason", why)
+                .with("stage", slot.fsm_state.as_str());
             return self.refuse_at(code, intent.slot_id, &intent.trade_id, ids(d));
         };
         match intent.action {
@@ -502,12 +595,18 @@ impl Kernel {
     }
 
     fn enter(&mut self, i: usize, intent: &Intent, next: Next) -> Outcome {
-        if let Some(&held) = self.trade_index.get(&intent.trade_id).or_else(|| self.reserved.get(&intent.trade_id)) {
+        if let Some(&held) = self
+            .trade_index
+            .get(&intent.trade_id)
+            .or_else(|| self.reserved.get(&intent.trade_id))
+        {
             let e = InputError::new("trade_id", &*intent.trade_id, format!("is already held by slot {held}"));
             let d = refusal(e).with("intent_id", &intent.intent_id);
             return self.refuse_at(DiagnosticCode::InvalidIntent, i as i64, &intent.trade_id, d);
         }
-        let Next::To(stage) = next else { unreachable!("ENTER leads to one stage") };
+        let Next::To(stage) = next else {
+            unreachable!("ENTER leads to one stage")
+        };
         self.order_seq += 1;
         let order = Order {
             internal_trade_id: intent.trade_id.clone(),
@@ -544,19 +643,36 @@ impl Kernel {
         let d = Details::default()
             .with("target_size", intent.target_size)
             .with("venue_client_id", &order.venue_client_id);
-        let t = self.transition(i, prev, "ENTER", (&intent.intent_id, &Id::default()), intent.timestamp, d.clone());
+        let t = self.transition(
+            i,
+            prev,
+            "ENTER",
+            (&intent.intent_id, &Id::default()),
+            intent.timestamp,
+            d.clone(),
+        );
         self.accepted(i, DiagnosticCode::Ok, vec![t], d, Some(order))
     }
 
     fn exit(&mut self, i: usize, intent: &Intent, next: Next) -> Outcome {
         let slot = &self.slots[i];
-        let qty = if intent.target_size > 0.0 { intent.target_size } else { slot.next_exit_size() };
+        let qty = if intent.target_size > 0.0 {
+            intent.target_size
+        } else {
+            slot.next_exit_size()
+        };
         if qty > slot.size + slot.tolerance() {
-            let e = InputError::new("target_size", intent.target_size, format!("exceeds the position size {}", slot.size));
+            let e = InputError::new(
+                "target_size",
+                intent.target_size,
+                format!("exceeds the position size {}", slot.size),
+            );
             let d = refusal(e).with("intent_id", &intent.intent_id);
             return self.refuse_at(DiagnosticCode::InvalidIntent, i as i64, &intent.trade_id, d);
         }
-        let Next::To(stage) = next else { unreachable!("EXIT leads to one stage") };
+        let Next::To(stage) = next else {
+            unreachable!("EXIT leads to one stage")
+        };
         self.order_seq += 1;
         let order = Order {
             internal_trade_id: slot.trade_id.clone(),
@@ -583,13 +699,24 @@ impl Kernel {
             .with("exit_size", order.intended_size)
             .with("leg", self.slots[i].active_leg_index as i64)
             .with("venue_client_id", &order.venue_client_id);
-        let t = self.transition(i, prev, "EXIT", (&intent.intent_id, &Id::default()), intent.timestamp, d.clone());
+        let t = self.transition(
+            i,
+            prev,
+            "EXIT",
+            (&intent.intent_id, &Id::default()),
+            intent.timestamp,
+            d.clone(),
+        );
         self.accepted(i, DiagnosticCode::Ok, vec![t], d, Some(order))
     }
 
     fn cancel(&mut self, i: usize, intent: &Intent) -> Outcome {
         let (before, stage) = (self.slots[i].exposure(), self.slots[i].fsm_state);
-        let role = if matches!(stage, Stage::ExitRequested | Stage::ExitWorking) { OrderRole::Exit } else { OrderRole::Entry };
+        let role = if matches!(stage, Stage::ExitRequested | Stage::ExitWorking) {
+            OrderRole::Exit
+        } else {
+            OrderRole::Entry
+        };
         let slot = &mut self.slots[i];
         let Some(order) = slot.order_mut(role) else {
             let d = Details::default().with("reason", format!("stage {stage} has no order to cancel"));
@@ -611,7 +738,11 @@ impl Kernel {
         };
         let stage = self.slots[i].fsm_state;
         let next = lifecycle::next(stage, Trigger::Submitted);
-        let role = if stage == Stage::ExitRequested { OrderRole::Exit } else { OrderRole::Entry };
+        let role = if stage == Stage::ExitRequested {
+            OrderRole::Exit
+        } else {
+            OrderRole::Entry
+        };
         let before = self.slots[i].exposure();
         let (Some(next), Some(order)) = (next, self.slots[i].order_mut(role)) else {
             let d = Details::default().with("reason", format!("stage {stage} has no order waiting to be sent"));
@@ -638,7 +769,10 @@ impl Kernel {
     // ----- venue events ---------------------------------------------------------
 
     pub fn on_venue_event(&mut self, ev: &VenueEvent) -> Outcome {
-        let ids = |d: Details| d.with("event_id", &ev.event_id).with("kind", Detail::Static(ev.kind.as_str()));
+        let ids = |d: Details| {
+            d.with("event_id", &ev.event_id)
+                .with("kind", Detail::Static(ev.kind.as_str()))
+        };
         if let Err(e) = validate::event(ev) {
             return self.refuse_at(DiagnosticCode::InvalidEvent, ev.slot_id, &ev.trade_id, ids(refusal(e)));
         }
@@ -660,21 +794,35 @@ impl Kernel {
             return self.refuse_at(DiagnosticCode::InvalidEvent, ev.slot_id, &ev.trade_id, ids(refusal(e)));
         }
         if !ev.trade_id.is_empty() && ev.trade_id != slot.trade_id {
-            let e = InputError::new("trade_id", &*ev.trade_id, format!("slot {i} holds trade '{}'", slot.trade_id));
+            let e = InputError::new(
+                "trade_id",
+                &*ev.trade_id,
+                format!("slot {i} holds trade '{}'", slot.trade_id),
+            );
             return self.refuse_at(DiagnosticCode::InvalidEvent, i as i64, &ev.trade_id, ids(refusal(e)));
         }
         if slot.has_seen(&ev.event_id) {
             let d = Details::default().with("reason", "event id already applied to this slot");
             return self.refuse_at(DiagnosticCode::DuplicateEvent, i as i64, &Id::default(), ids(d));
         }
-        let role = slot.order_role(&ev.venue_client_id, &ev.venue_order_id).expect("indexed orders belong to their slot");
+        let role = slot
+            .order_role(&ev.venue_client_id, &ev.venue_order_id)
+            .expect("indexed orders belong to their slot");
         let trigger = match role {
             OrderRole::Entry => Trigger::Entry(ev.kind),
             OrderRole::Exit => Trigger::Exit(ev.kind),
         };
         let Some(next) = lifecycle::next(slot.fsm_state, trigger) else {
             let d = Details::default()
-                .with("reason", format!("{} of the {} order does not fit stage {}", ev.kind, role_name(role), slot.fsm_state))
+                .with(
+                    "reason",
+                    format!(
+                        "{} of the {} order does not fit stage {}",
+                        ev.kind,
+                        role_name(role),
+                        slot.fsm_state
+                    ),
+                )
                 .with("stage", slot.fsm_state.as_str());
             return self.refuse_at(DiagnosticCode::InvalidTransition, i as i64, &Id::default(), ids(d));
         };
@@ -683,7 +831,14 @@ impl Kernel {
         // The tolerance covers the order's total, not each fill afresh.
         if is_fill && order.filled_size + ev.size > order.intended_size + slot.tolerance() {
             let d = Details::default()
-                .with("reason", format!("fill of {} exceeds the {} left of the order", ev.size, order.remaining()))
+                .with(
+                    "reason",
+                    format!(
+                        "fill of {} exceeds the {} left of the order",
+                        ev.size,
+                        order.remaining()
+                    ),
+                )
                 .with("field", "size")
                 .with("value", ev.size)
                 .with("intended_size", order.intended_size)
@@ -695,14 +850,22 @@ impl Kernel {
             return self.refuse_at(DiagnosticCode::InvalidTransition, i as i64, &Id::default(), ids(d));
         }
         if let Some(holder) = self.other_holder_of_venue_id(i, role, &ev.venue_order_id) {
-            let e = InputError::new("venue_order_id", &*ev.venue_order_id, format!("is held by another order ({holder})"));
+            let e = InputError::new(
+                "venue_order_id",
+                &*ev.venue_order_id,
+                format!("is held by another order ({holder})"),
+            );
             return self.refuse_at(DiagnosticCode::InvalidEvent, i as i64, &Id::default(), ids(refusal(e)));
         }
         self.apply_event(i, ev, role, trigger, next)
     }
 
     fn apply_event(&mut self, i: usize, ev: &VenueEvent, role: OrderRole, trigger: Trigger, next: Next) -> Outcome {
-        let (before, was_free, prev) = (self.slots[i].exposure(), self.slots[i].is_free(), self.slots[i].fsm_state);
+        let (before, was_free, prev) = (
+            self.slots[i].exposure(),
+            self.slots[i].is_free(),
+            self.slots[i].fsm_state,
+        );
         let mut d = Details::default();
         let mut code = DiagnosticCode::Ok;
         if next == Next::Restore {
@@ -729,7 +892,14 @@ impl Kernel {
                 }
             }
             code = DiagnosticCode::RateLimited;
-            d.set("reason", if ev.reason.is_empty() { "RATE_LIMITED".to_owned() } else { ev.reason.clone() });
+            d.set(
+                "reason",
+                if ev.reason.is_empty() {
+                    "RATE_LIMITED".to_owned()
+                } else {
+                    ev.reason.clone()
+                },
+            );
             d.set("retryable", true);
             d.set("retry_after_ms", ev.retry_after_ms);
         } else {
@@ -793,7 +963,14 @@ impl Kernel {
         slot.last_event_time = Some(ev.timestamp);
         slot.remember(&ev.event_id, self.seen_capacity);
         self.touched(i, before, was_free);
-        let t = self.transition(i, prev, trigger.name(), (&Id::default(), &ev.event_id), ev.timestamp, d.clone());
+        let t = self.transition(
+            i,
+            prev,
+            trigger.name(),
+            (&Id::default(), &ev.event_id),
+            ev.timestamp,
+            d.clone(),
+        );
         self.accepted(i, code, vec![t], d, None)
     }
 
@@ -846,7 +1023,10 @@ impl Kernel {
 
     /// Drops an order this slot no longer holds from the order indices.
     fn forget_order(&mut self, i: usize, order: &Order) {
-        for (kind, id) in [(IndexKind::Client, &order.venue_client_id), (IndexKind::Venue, &order.venue_order_id)] {
+        for (kind, id) in [
+            (IndexKind::Client, &order.venue_client_id),
+            (IndexKind::Venue, &order.venue_order_id),
+        ] {
             let map = self.index_mut(kind);
             if !id.is_empty() && map.get(id) == Some(&(i as u32)) {
                 map.remove(id);
@@ -889,7 +1069,9 @@ impl Kernel {
     pub fn mark_price(&mut self, asset: &str, price: f64) -> Result<usize, InputError> {
         crate::error::check_number("price", price, 0.0, true)?;
         // Taken out while marking so `touched` can borrow the kernel; put back below.
-        let Some(slots) = self.asset_index.get_mut(asset).map(std::mem::take) else { return Ok(0) };
+        let Some(slots) = self.asset_index.get_mut(asset).map(std::mem::take) else {
+            return Ok(0);
+        };
         for &j in &slots {
             let i = j as usize;
             let before = self.slots[i].exposure();
@@ -916,7 +1098,11 @@ impl Kernel {
         let i = slot.slot_id as usize;
         for (kind, id) in validate::identities(&slot).into_iter().flatten() {
             if let Some(&other) = self.index(kind).get(&id).filter(|&&j| j as usize != i) {
-                return Err(InputError::new(kind.field(), &*id, format!("is already held by slot {other}")));
+                return Err(InputError::new(
+                    kind.field(),
+                    &*id,
+                    format!("is already held by slot {other}"),
+                ));
             }
         }
         self.replace_slot(slot);
@@ -941,7 +1127,13 @@ impl Kernel {
     /// after checking the whole set; an invalid set changes nothing.
     pub fn reconcile_from_slots(&mut self, slots: Vec<Slot>, at: Timestamp) -> Outcome {
         if let Err(e) = validate::slot_set(&slots, self.slots.len()) {
-            return Outcome::refused(DiagnosticCode::InvalidSlots, -1, &Id::default(), Stage::Idle, refusal(e));
+            return Outcome::refused(
+                DiagnosticCode::InvalidSlots,
+                -1,
+                &Id::default(),
+                Stage::Idle,
+                refusal(e),
+            );
         }
         let mut given: Vec<Option<Slot>> = vec![None; self.slots.len()];
         let count = slots.len();
@@ -994,14 +1186,27 @@ impl Kernel {
     }
 
     pub fn restore(bytes: &[u8]) -> Result<Kernel, InputError> {
-        let cp: Checkpoint = rmp_serde::from_slice(bytes)
-            .map_err(|e| InputError::new("checkpoint", format!("{} bytes", bytes.len()), format!("is not a dita checkpoint: {e}")))?;
+        let cp: Checkpoint = rmp_serde::from_slice(bytes).map_err(|e| {
+            InputError::new(
+                "checkpoint",
+                format!("{} bytes", bytes.len()),
+                format!("is not a dita checkpoint: {e}"),
+            )
+        })?;
         if cp.format != CHECKPOINT_FORMAT {
-            return Err(InputError::new("checkpoint.format", &cp.format, format!("expected {CHECKPOINT_FORMAT}")));
+            return Err(InputError::new(
+                "checkpoint.format",
+                &cp.format,
+                format!("expected {CHECKPOINT_FORMAT}"),
+            ));
         }
         let n = cp.slots.len();
         if cp.before_request.len() != n || cp.slots.iter().enumerate().any(|(i, s)| s.slot_id as usize != i) {
-            return Err(InputError::new("checkpoint.slots", n, "slots must be stored in slot id order, one per slot"));
+            return Err(InputError::new(
+                "checkpoint.slots",
+                n,
+                "slots must be stored in slot id order, one per slot",
+            ));
         }
         validate::slot_set(&cp.slots, n)?;
         let mut k = Kernel::with_seen_capacity(n, cp.seen_capacity)?;

@@ -118,7 +118,10 @@ impl Slot {
 
     /// The fraction of `initial_size` the active leg stands for.
     pub fn next_exit_ratio(&self) -> f64 {
-        self.exit_leg_ratios.get(self.active_leg_index as usize).copied().unwrap_or(0.0)
+        self.exit_leg_ratios
+            .get(self.active_leg_index as usize)
+            .copied()
+            .unwrap_or(0.0)
     }
 
     /// Moves the active leg past every leg the position is already below.
@@ -177,7 +180,11 @@ impl Slot {
     /// What this slot adds to the account's open figures.
     pub fn exposure(&self) -> Exposure {
         if self.is_open() {
-            Exposure { open: 1, notional: (self.size * self.entry_price).abs(), unrealized: self.unrealized_pnl }
+            Exposure {
+                open: 1,
+                notional: (self.size * self.entry_price).abs(),
+                unrealized: self.unrealized_pnl,
+            }
         } else {
             Exposure::default()
         }

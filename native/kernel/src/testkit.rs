@@ -20,15 +20,28 @@ pub fn enter(slot_id: i64, trade_id: &str, side: Side, size: f64) -> Intent {
 }
 
 pub fn enter_legs(slot_id: i64, trade_id: &str, side: Side, size: f64, legs: &[f64]) -> Intent {
-    Intent { exit_leg_ratios: legs.to_vec(), ..enter(slot_id, trade_id, side, size) }
+    Intent {
+        exit_leg_ratios: legs.to_vec(),
+        ..enter(slot_id, trade_id, side, size)
+    }
 }
 
 pub fn exit(slot_id: i64) -> Intent {
-    Intent { intent_id: format!("exit/{slot_id}").into(), slot_id, action: Command::Exit, ..Intent::default() }
+    Intent {
+        intent_id: format!("exit/{slot_id}").into(),
+        slot_id,
+        action: Command::Exit,
+        ..Intent::default()
+    }
 }
 
 pub fn cancel(slot_id: i64) -> Intent {
-    Intent { intent_id: format!("cancel/{slot_id}").into(), slot_id, action: Command::Cancel, ..Intent::default() }
+    Intent {
+        intent_id: format!("cancel/{slot_id}").into(),
+        slot_id,
+        action: Command::Cancel,
+        ..Intent::default()
+    }
 }
 
 /// An event about the order with client id `client_id`.
@@ -43,11 +56,18 @@ pub fn event(event_id: &str, client_id: &str, kind: EventKind) -> VenueEvent {
 }
 
 pub fn ack(event_id: &str, client_id: &str, venue_order_id: &str) -> VenueEvent {
-    VenueEvent { venue_order_id: venue_order_id.into(), ..event(event_id, client_id, EventKind::OrderAck) }
+    VenueEvent {
+        venue_order_id: venue_order_id.into(),
+        ..event(event_id, client_id, EventKind::OrderAck)
+    }
 }
 
 pub fn fill(event_id: &str, client_id: &str, kind: EventKind, price: f64, qty: f64) -> VenueEvent {
-    VenueEvent { price, size: qty, ..event(event_id, client_id, kind) }
+    VenueEvent {
+        price,
+        size: qty,
+        ..event(event_id, client_id, kind)
+    }
 }
 
 /// One call of the benchmark scenario.
@@ -71,16 +91,8 @@ pub fn scenario(slots: usize, rounds: usize) -> Vec<Step> {
     let run = |k: &mut Kernel, step: Step, steps: &mut Vec<Step>| -> Option<String> {
         let client = match &step {
             Step::Intent(i) => k.process_intent(i).order.map(|o| o.venue_client_id.to_string()),
-            Step::Submitted(s) => {
-                k.submitted(*s, crate::time::Timestamp(3));
-                None
-            }
-            Step::Event(e) => {
-                k.on_venue_event(e);
-                None
-            }
-            Step::Mark(a, p) => {
-                k.mark_price(a, *p).expect("valid mark");
+            other => {
+                apply(k, other);
                 None
             }
         };
@@ -98,7 +110,10 @@ pub fn scenario(slots: usize, rounds: usize) -> Vec<Step> {
                 let step = match phase {
                     0 => {
                         let trade = format!("r{round}s{s}");
-                        let intent = Intent { asset: asset.into(), ..enter_legs(slot, &trade, Side::Long, 2.0, &[0.5, 0.5]) };
+                        let intent = Intent {
+                            asset: asset.into(),
+                            ..enter_legs(slot, &trade, Side::Long, 2.0, &[0.5, 0.5])
+                        };
                         Step::Intent(intent)
                     }
                     1 | 7 | 11 | 15 => Step::Submitted(slot),

@@ -21,7 +21,9 @@ impl Timestamp {
     }
 
     pub fn now() -> Timestamp {
-        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         Timestamp(i64::try_from(since.as_nanos()).unwrap_or(i64::MAX))
     }
 
@@ -30,7 +32,10 @@ impl Timestamp {
     }
 
     pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
-        DateTime::parse_from_rfc3339(text).ok()?.timestamp_nanos_opt().map(Timestamp)
+        DateTime::parse_from_rfc3339(text)
+            .ok()?
+            .timestamp_nanos_opt()
+            .map(Timestamp)
     }
 }
 
@@ -49,8 +54,7 @@ impl<'de> Deserialize<'de> for Timestamp {
                 f.write_str("an RFC 3339 time or seconds since the Unix epoch")
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Timestamp, E> {
-                Timestamp::parse_rfc3339(v)
-                    .ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(v), &self))
+                Timestamp::parse_rfc3339(v).ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(v), &self))
             }
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Timestamp, E> {
                 Timestamp::from_secs_f64(v).ok_or_else(|| E::invalid_value(serde::de::Unexpected::Float(v), &self))

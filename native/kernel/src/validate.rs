@@ -16,7 +16,11 @@ const RATIO_SUM_TOLERANCE: f64 = 1e-6;
 
 pub fn exit_leg_ratios(field: &str, ratios: &[f64]) -> Result<(), InputError> {
     if ratios.is_empty() || ratios.len() > MAX_EXIT_LEGS {
-        return Err(InputError::new(field, format!("{ratios:?}"), format!("needs 1 to {MAX_EXIT_LEGS} legs")));
+        return Err(InputError::new(
+            field,
+            format!("{ratios:?}"),
+            format!("needs 1 to {MAX_EXIT_LEGS} legs"),
+        ));
     }
     for (k, r) in ratios.iter().enumerate() {
         if !r.is_finite() || *r <= 0.0 {
@@ -25,7 +29,11 @@ pub fn exit_leg_ratios(field: &str, ratios: &[f64]) -> Result<(), InputError> {
     }
     let sum: f64 = ratios.iter().sum();
     if (sum - 1.0).abs() > RATIO_SUM_TOLERANCE {
-        return Err(InputError::new(field, format!("{ratios:?}"), format!("must sum to 1, sums to {sum}")));
+        return Err(InputError::new(
+            field,
+            format!("{ratios:?}"),
+            format!("must sum to 1, sums to {sum}"),
+        ));
     }
     Ok(())
 }
@@ -57,10 +65,18 @@ pub fn intent(intent: &Intent) -> Result<(), InputError> {
 
 pub fn event(event: &VenueEvent) -> Result<(), InputError> {
     if event.event_id.is_empty() {
-        return Err(InputError::new("event_id", "''", "is required: venue events are applied once per id"));
+        return Err(InputError::new(
+            "event_id",
+            "''",
+            "is required: venue events are applied once per id",
+        ));
     }
     if event.venue_client_id.is_empty() && event.venue_order_id.is_empty() {
-        return Err(InputError::new("venue_client_id", "''", "an event needs venue_client_id or venue_order_id"));
+        return Err(InputError::new(
+            "venue_client_id",
+            "''",
+            "an event needs venue_client_id or venue_order_id",
+        ));
     }
     check_number("price", event.price, 0.0, false)?;
     check_number("size", event.size, 0.0, false)?;
@@ -87,7 +103,11 @@ fn order(field: &str, o: &Order, tolerance: f64) -> Result<(), InputError> {
         ));
     }
     if o.venue_client_id.is_empty() && o.venue_order_id.is_empty() {
-        return Err(InputError::new(format!("{field}.venue_client_id"), "''", "an order needs a client or venue order id"));
+        return Err(InputError::new(
+            format!("{field}.venue_client_id"),
+            "''",
+            "an order needs a client or venue order id",
+        ));
     }
     Ok(())
 }
@@ -96,7 +116,11 @@ fn order(field: &str, o: &Order, tolerance: f64) -> Result<(), InputError> {
 pub fn slot(s: &Slot, max_slots: usize, prefix: &str) -> Result<(), InputError> {
     let f = |name: &str| format!("{prefix}{name}");
     if s.slot_id as usize >= max_slots {
-        return Err(InputError::new(f("slot_id"), s.slot_id, format!("must be below max_slots {max_slots}")));
+        return Err(InputError::new(
+            f("slot_id"),
+            s.slot_id,
+            format!("must be below max_slots {max_slots}"),
+        ));
     }
     check_number(&f("entry_price"), s.entry_price, 0.0, false)?;
     check_number(&f("size"), s.size, 0.0, false)?;
@@ -121,31 +145,59 @@ pub fn slot(s: &Slot, max_slots: usize, prefix: &str) -> Result<(), InputError> 
     }
     let stage = s.fsm_state;
     if s.closed != (stage == Stage::Closed) {
-        return Err(InputError::new(f("closed"), s.closed, format!("must be {} in stage {stage}", stage == Stage::Closed)));
+        return Err(InputError::new(
+            f("closed"),
+            s.closed,
+            format!("must be {} in stage {stage}", stage == Stage::Closed),
+        ));
     }
     if stage == Stage::Idle {
         return Ok(());
     }
     if s.trade_id.is_empty() {
-        return Err(InputError::new(f("trade_id"), "''", format!("a slot in stage {stage} holds a trade")));
+        return Err(InputError::new(
+            f("trade_id"),
+            "''",
+            format!("a slot in stage {stage} holds a trade"),
+        ));
     }
     if s.asset.is_empty() {
-        return Err(InputError::new(f("asset"), "''", format!("a slot in stage {stage} holds a trade of some asset")));
+        return Err(InputError::new(
+            f("asset"),
+            "''",
+            format!("a slot in stage {stage} holds a trade of some asset"),
+        ));
     }
     if s.side == Side::Flat {
-        return Err(InputError::new(f("side"), "FLAT", format!("a slot in stage {stage} is LONG or SHORT")));
+        return Err(InputError::new(
+            f("side"),
+            "FLAT",
+            format!("a slot in stage {stage} is LONG or SHORT"),
+        ));
     }
     // An exit may fill the whole position in parts and still await its FILL: size 0 in EXIT_*.
     let needs_position = stage == Stage::PositionOpen;
     if needs_position && s.size <= 0.0 {
-        return Err(InputError::new(f("size"), s.size, format!("must be positive in stage {stage}")));
+        return Err(InputError::new(
+            f("size"),
+            s.size,
+            format!("must be positive in stage {stage}"),
+        ));
     }
     let entry_pending = matches!(stage, Stage::OrderRequested | Stage::OrderSent | Stage::EntryWorking);
     if entry_pending && s.active_entry_order.is_none() {
-        return Err(InputError::new(f("active_entry_order"), "None", format!("stage {stage} works an entry order")));
+        return Err(InputError::new(
+            f("active_entry_order"),
+            "None",
+            format!("stage {stage} works an entry order"),
+        ));
     }
     if matches!(stage, Stage::ExitRequested | Stage::ExitWorking) && s.active_exit_order.is_none() {
-        return Err(InputError::new(f("active_exit_order"), "None", format!("stage {stage} works an exit order")));
+        return Err(InputError::new(
+            f("active_exit_order"),
+            "None",
+            format!("stage {stage} works an exit order"),
+        ));
     }
     Ok(())
 }
@@ -158,7 +210,11 @@ pub fn slot_set(slots: &[Slot], max_slots: usize) -> Result<(), InputError> {
         let prefix = format!("slots[{k}].");
         slot(s, max_slots, &prefix)?;
         if let Some(first) = slot_ids.insert(s.slot_id, k) {
-            return Err(InputError::new(format!("{prefix}slot_id"), s.slot_id, format!("also given at slots[{first}]")));
+            return Err(InputError::new(
+                format!("{prefix}slot_id"),
+                s.slot_id,
+                format!("also given at slots[{first}]"),
+            ));
         }
         for (kind, id) in identities(s).into_iter().flatten() {
             if let Some(first) = ids.insert((kind.field(), id.clone()), k) {
@@ -196,10 +252,21 @@ pub fn identities(s: &Slot) -> [Option<(IndexKind, Id)>; 5] {
     }
     fn order(o: &Option<crate::order::Order>, kind: IndexKind) -> Option<(IndexKind, Id)> {
         let o = o.as_ref()?;
-        some(kind, if kind == IndexKind::Client { &o.venue_client_id } else { &o.venue_order_id })
+        some(
+            kind,
+            if kind == IndexKind::Client {
+                &o.venue_client_id
+            } else {
+                &o.venue_order_id
+            },
+        )
     }
     [
-        if s.fsm_state == Stage::Idle { None } else { some(IndexKind::Trade, &s.trade_id) },
+        if s.fsm_state == Stage::Idle {
+            None
+        } else {
+            some(IndexKind::Trade, &s.trade_id)
+        },
         order(&s.active_entry_order, IndexKind::Client),
         order(&s.active_entry_order, IndexKind::Venue),
         order(&s.active_exit_order, IndexKind::Client),

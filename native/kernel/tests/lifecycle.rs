@@ -13,7 +13,10 @@ fn working_entry(k: &mut Kernel, slot: i64, trade: &str, side: Side, size: f64) 
     assert!(out.accepted, "{out:?}");
     let cid = out.order.unwrap().venue_client_id;
     assert!(k.submitted(slot, Timestamp(1)).accepted);
-    assert!(k.on_venue_event(&ack(&format!("{trade}/ack"), &cid, &format!("V-{trade}"))).accepted);
+    assert!(
+        k.on_venue_event(&ack(&format!("{trade}/ack"), &cid, &format!("V-{trade}")))
+            .accepted
+    );
     cid.to_string()
 }
 
@@ -49,7 +52,10 @@ fn multi_leg_exit_realizes_pnl_and_closes_on_the_last_leg() {
     let mut k = kernel(2);
     open_position(&mut k, 0, "t", Side::Short, 10.0, 100.0);
     let mut legs = Vec::new();
-    k.process_intent(&Intent { exit_leg_ratios: vec![1.0], ..exit(0) });
+    k.process_intent(&Intent {
+        exit_leg_ratios: vec![1.0],
+        ..exit(0)
+    });
     // exit_leg_ratios live on the trade; this one was entered with a single leg
     let o = k.slot(0).unwrap().active_exit_order.clone().unwrap();
     assert_eq!(o.intended_size, 10.0);
@@ -58,7 +64,10 @@ fn multi_leg_exit_realizes_pnl_and_closes_on_the_last_leg() {
     let out = k.on_venue_event(&fill("x1", &legs[0].venue_client_id, EventKind::Fill, 90.0, 10.0));
     assert_eq!(out.state, Stage::Closed);
     let s = k.slot(0).unwrap();
-    assert!((s.realized_pnl - 100.0).abs() < 1e-9, "short from 100 covered at 90 on 10: +100");
+    assert!(
+        (s.realized_pnl - 100.0).abs() < 1e-9,
+        "short from 100 covered at 90 on 10: +100"
+    );
     assert!(s.closed && s.close_reason == "EXIT" && s.size == 0.0);
     assert_eq!(k.account().k_realized_pnl, s.realized_pnl);
 
@@ -73,10 +82,19 @@ fn multi_leg_exit_realizes_pnl_and_closes_on_the_last_leg() {
         let o = out.order.unwrap();
         sizes.push(o.intended_size);
         k.on_venue_event(&ack(&format!("xa{leg}"), &o.venue_client_id, ""));
-        let out = k.on_venue_event(&fill(&format!("xf{leg}"), &o.venue_client_id, EventKind::Fill, 101.0, o.intended_size));
+        let out = k.on_venue_event(&fill(
+            &format!("xf{leg}"),
+            &o.venue_client_id,
+            EventKind::Fill,
+            101.0,
+            o.intended_size,
+        ));
         assert_eq!(out.state, if leg < 2 { Stage::PositionOpen } else { Stage::Closed });
     }
-    assert!((sizes[0] - 5.0).abs() < 1e-9 && (sizes[1] - 3.0).abs() < 1e-9 && (sizes[2] - 2.0).abs() < 1e-9, "{sizes:?}");
+    assert!(
+        (sizes[0] - 5.0).abs() < 1e-9 && (sizes[1] - 3.0).abs() < 1e-9 && (sizes[2] - 2.0).abs() < 1e-9,
+        "{sizes:?}"
+    );
     assert!((k.slot(0).unwrap().realized_pnl - 10.0).abs() < 1e-9);
 }
 
@@ -103,7 +121,10 @@ fn rejects_close_entries_and_reopen_exits() {
     let mut k = kernel(2);
     let cid = working_entry(&mut k, 0, "a", Side::Long, 1.0);
     let out = k.on_venue_event(&event("r", &cid, EventKind::Rejected));
-    assert_eq!((out.state, k.slot(0).unwrap().close_reason.as_str()), (Stage::Closed, "REJECTED"));
+    assert_eq!(
+        (out.state, k.slot(0).unwrap().close_reason.as_str()),
+        (Stage::Closed, "REJECTED")
+    );
 
     open_position(&mut k, 1, "b", Side::Long, 1.0, 50.0);
     let o = k.process_intent(&exit(1)).order.unwrap();
@@ -122,15 +143,31 @@ fn rate_limits_roll_back_to_the_slot_before_the_intent() {
 
     let out = k.process_intent(&enter(0, "new", Side::Short, 3.0));
     let cid = out.order.unwrap().venue_client_id;
-    let rl = VenueEvent { retry_after_ms: 250, ..event("rl", &cid, EventKind::RateLimited) };
+    let rl = VenueEvent {
+        retry_after_ms: 250,
+        ..event("rl", &cid, EventKind::RateLimited)
+    };
     let out = k.on_venue_event(&rl);
     assert_eq!(out.diagnostic_code, DiagnosticCode::RateLimited);
     assert_eq!(out.details.get("retry_after_ms"), Some(&Detail::Integer(250)));
     let after = k.slot(0).unwrap();
     assert_eq!(&*after.trade_id, "old", "the closed trade is back, readable");
-    assert_eq!(Slot { version: 0, seen_event_ids: Default::default(), ..after.clone() },
-               Slot { version: 0, seen_event_ids: Default::default(), ..before });
-    assert!(!k.client_order_index().contains_key(&cid), "the refused order is unindexed");
+    assert_eq!(
+        Slot {
+            version: 0,
+            seen_event_ids: Default::default(),
+            ..after.clone()
+        },
+        Slot {
+            version: 0,
+            seen_event_ids: Default::default(),
+            ..before
+        }
+    );
+    assert!(
+        !k.client_order_index().contains_key(&cid),
+        "the refused order is unindexed"
+    );
     assert!(!k.trade_index().contains_key("new"));
 }
 
@@ -140,17 +177,50 @@ fn refusals_change_nothing() {
     let cid = working_entry(&mut k, 0, "a", Side::Long, 1.0);
     let cp = k.checkpoint();
     let cases = [
-        (k.on_venue_event(&fill("o", &cid, EventKind::PartialFill, 10.0, 1.5)), DiagnosticCode::Overfill),
-        (k.on_venue_event(&fill("u", "nobody", EventKind::Fill, 10.0, 1.0)), DiagnosticCode::UnknownOrder),
-        (k.on_venue_event(&ack("a/ack", &cid, "V-a")), DiagnosticCode::DuplicateEvent),
-        (k.on_venue_event(&ack("a2", &cid, "V-a")), DiagnosticCode::InvalidTransition),
-        (k.on_venue_event(&fill("nan", &cid, EventKind::Fill, f64::NAN, 1.0)), DiagnosticCode::InvalidEvent),
-        (k.process_intent(&enter(0, "b", Side::Long, 1.0)), DiagnosticCode::SlotBusy),
-        (k.process_intent(&enter(1, "a", Side::Long, 1.0)), DiagnosticCode::InvalidIntent),
-        (k.process_intent(&enter(7, "c", Side::Long, 1.0)), DiagnosticCode::InvalidSlotId),
-        (k.process_intent(&enter(1, "c", Side::Long, f64::INFINITY)), DiagnosticCode::InvalidIntent),
-        (k.process_intent(&enter(1, "c", Side::Flat, 1.0)), DiagnosticCode::InvalidIntent),
-        (k.process_intent(&enter_legs(1, "c", Side::Long, 1.0, &[0.5, 0.6])), DiagnosticCode::InvalidIntent),
+        (
+            k.on_venue_event(&fill("o", &cid, EventKind::PartialFill, 10.0, 1.5)),
+            DiagnosticCode::Overfill,
+        ),
+        (
+            k.on_venue_event(&fill("u", "nobody", EventKind::Fill, 10.0, 1.0)),
+            DiagnosticCode::UnknownOrder,
+        ),
+        (
+            k.on_venue_event(&ack("a/ack", &cid, "V-a")),
+            DiagnosticCode::DuplicateEvent,
+        ),
+        (
+            k.on_venue_event(&ack("a2", &cid, "V-a")),
+            DiagnosticCode::InvalidTransition,
+        ),
+        (
+            k.on_venue_event(&fill("nan", &cid, EventKind::Fill, f64::NAN, 1.0)),
+            DiagnosticCode::InvalidEvent,
+        ),
+        (
+            k.process_intent(&enter(0, "b", Side::Long, 1.0)),
+            DiagnosticCode::SlotBusy,
+        ),
+        (
+            k.process_intent(&enter(1, "a", Side::Long, 1.0)),
+            DiagnosticCode::InvalidIntent,
+        ),
+        (
+            k.process_intent(&enter(7, "c", Side::Long, 1.0)),
+            DiagnosticCode::InvalidSlotId,
+        ),
+        (
+            k.process_intent(&enter(1, "c", Side::Long, f64::INFINITY)),
+            DiagnosticCode::InvalidIntent,
+        ),
+        (
+            k.process_intent(&enter(1, "c", Side::Flat, 1.0)),
+            DiagnosticCode::InvalidIntent,
+        ),
+        (
+            k.process_intent(&enter_legs(1, "c", Side::Long, 1.0, &[0.5, 0.6])),
+            DiagnosticCode::InvalidIntent,
+        ),
         (k.process_intent(&exit(1)), DiagnosticCode::InvalidTransition),
         (k.process_intent(&exit(0)), DiagnosticCode::SlotBusy),
     ];
@@ -175,27 +245,47 @@ fn invalid_input_names_field_value_and_reason() {
 fn mode_gates_intents_and_transitions_record_it() {
     let mut k = kernel(2);
     open_position(&mut k, 0, "a", Side::Long, 1.0, 10.0);
-    k.set_control(Control { mode: Mode::ReduceOnly, verbosity: Verbosity::Verbose, journal: false });
-    assert_eq!(k.process_intent(&enter(1, "b", Side::Long, 1.0)).diagnostic_code, DiagnosticCode::ModeBlocked);
+    k.set_control(Control {
+        mode: Mode::ReduceOnly,
+        verbosity: Verbosity::Verbose,
+        journal: false,
+    });
+    assert_eq!(
+        k.process_intent(&enter(1, "b", Side::Long, 1.0)).diagnostic_code,
+        DiagnosticCode::ModeBlocked
+    );
     let out = k.process_intent(&exit(0));
     assert!(out.accepted);
     assert_eq!(out.transitions[0].control_mode, Mode::ReduceOnly);
     assert_eq!(out.transitions[0].control_verbosity, Verbosity::Verbose);
-    k.set_control(Control { mode: Mode::Halted, ..k.control() });
+    k.set_control(Control {
+        mode: Mode::Halted,
+        ..k.control()
+    });
     assert!(k.process_intent(&cancel(0)).accepted, "CANCEL passes a halt");
     let o = k.slot(0).unwrap().active_exit_order.clone().unwrap();
-    assert!(k.on_venue_event(&event("c", &o.venue_client_id, EventKind::Cancelled)).accepted, "venue events pass a halt");
+    assert!(
+        k.on_venue_event(&event("c", &o.venue_client_id, EventKind::Cancelled))
+            .accepted,
+        "venue events pass a halt"
+    );
     assert_eq!(k.process_intent(&exit(0)).diagnostic_code, DiagnosticCode::ModeBlocked);
 }
 
 #[test]
 fn verbosity_sets_detail() {
     let mut k = kernel(1);
-    k.set_control(Control { verbosity: Verbosity::Quiet, ..Control::default() });
+    k.set_control(Control {
+        verbosity: Verbosity::Quiet,
+        ..Control::default()
+    });
     let quiet = k.process_intent(&enter(0, "a", Side::Long, 1.0));
     assert!(quiet.details.is_empty() && quiet.transitions[0].details.is_empty());
     let mut k = kernel(1);
-    k.set_control(Control { verbosity: Verbosity::Trace, ..Control::default() });
+    k.set_control(Control {
+        verbosity: Verbosity::Trace,
+        ..Control::default()
+    });
     let trace = k.process_intent(&enter(0, "a", Side::Long, 1.0));
     assert!(trace.details.get("k_capital").is_some() && trace.details.get("size").is_some());
 }
@@ -204,7 +294,11 @@ fn verbosity_sets_detail() {
 fn fees_are_predicted_then_settled_and_k_tracks_e() {
     let mut k = kernel(1);
     k.set_seed_capital(1000.0).unwrap();
-    k.set_exchange_config(&ExchangeConfigUpdate { taker_rate: Some(0.001), ..Default::default() }).unwrap();
+    k.set_exchange_config(&ExchangeConfigUpdate {
+        taker_rate: Some(0.001),
+        ..Default::default()
+    })
+    .unwrap();
     open_position(&mut k, 0, "a", Side::Long, 2.0, 100.0);
     let a = k.account();
     assert!((a.k_fees_paid - 0.2).abs() < 1e-12, "2 x 100 x 0.1 %");
@@ -242,7 +336,11 @@ fn fees_are_predicted_then_settled_and_k_tracks_e() {
 fn calibration_reports_deviation_and_moves_the_ratio() {
     let mut k = kernel(1);
     assert_eq!(k.calibrate_fee(100.0, 1.0, 0.1).unwrap_err().field, "expected_fee");
-    k.set_exchange_config(&ExchangeConfigUpdate { taker_rate: Some(0.0005), ..Default::default() }).unwrap();
+    k.set_exchange_config(&ExchangeConfigUpdate {
+        taker_rate: Some(0.0005),
+        ..Default::default()
+    })
+    .unwrap();
     let c = k.calibrate_fee(100.0, 2.0, 0.103).unwrap();
     assert!((c.expected_fee - 0.1).abs() < 1e-12);
     assert_eq!(c.calibration_status, "WARN");
@@ -268,7 +366,11 @@ fn marks_move_unrealized_pnl_of_that_asset_only() {
 #[test]
 fn changes_drain_once_with_growing_versions() {
     let mut k = kernel(3);
-    assert_eq!(k.drain_changes().slots.len(), 3, "a new kernel projects every slot once");
+    assert_eq!(
+        k.drain_changes().slots.len(),
+        3,
+        "a new kernel projects every slot once"
+    );
     assert!(k.drain_changes().slots.is_empty() && k.pending_changes() == 0);
     k.process_intent(&enter(2, "a", Side::Long, 1.0));
     k.submitted(2, Timestamp(1));
@@ -290,7 +392,10 @@ fn checkpoint_restores_an_identical_kernel() {
     let bytes = k.checkpoint();
     let mut r = Kernel::restore(&bytes).unwrap();
     assert_eq!(r.checkpoint(), bytes);
-    assert_eq!(serde_json::to_value(r.snapshot()).unwrap(), serde_json::to_value(k.snapshot()).unwrap());
+    assert_eq!(
+        serde_json::to_value(r.snapshot()).unwrap(),
+        serde_json::to_value(k.snapshot()).unwrap()
+    );
     // and it keeps working the same way
     let a = k.on_venue_event(&fill("f", &cid, EventKind::Fill, 98.0, 1.0));
     let b = r.on_venue_event(&fill("f", &cid, EventKind::Fill, 98.0, 1.0));
@@ -303,15 +408,25 @@ fn reconcile_validates_the_whole_set_first() {
     let mut k = kernel(3);
     open_position(&mut k, 0, "a", Side::Long, 2.0, 100.0);
     let good = k.slot(0).unwrap().clone();
-    let bad = Slot { slot_id: 1, size: f64::NAN, ..good.clone() };
+    let bad = Slot {
+        slot_id: 1,
+        size: f64::NAN,
+        ..good.clone()
+    };
     let before = k.checkpoint();
     let out = k.reconcile_from_slots(vec![good.clone(), bad], Timestamp(5));
     assert_eq!(out.diagnostic_code, DiagnosticCode::InvalidSlots);
     assert!(matches!(out.details.get("field"), Some(Detail::Text(f)) if f == "slots[1].size"));
     assert_eq!(k.checkpoint(), before);
-    let twice = Slot { slot_id: 2, ..good.clone() };
+    let twice = Slot {
+        slot_id: 2,
+        ..good.clone()
+    };
     let out = k.reconcile_from_slots(vec![good.clone(), twice], Timestamp(5));
-    assert!(matches!(out.details.get("field"), Some(Detail::Text(f)) if f == "slots[1].trade_id"), "{out:?}");
+    assert!(
+        matches!(out.details.get("field"), Some(Detail::Text(f)) if f == "slots[1].trade_id"),
+        "{out:?}"
+    );
 
     let moved = Slot { slot_id: 2, ..good };
     let out = k.reconcile_from_slots(vec![moved], Timestamp(5));
@@ -323,25 +438,27 @@ fn reconcile_validates_the_whole_set_first() {
 
 #[test]
 fn the_benchmark_scenario_runs_every_trade_to_closed() {
-    use dita_kernel::testkit::{scenario, Step};
+    use dita_kernel::testkit::{apply, scenario, Step};
     let marks = |steps: &[Step]| steps.iter().filter(|s| matches!(s, Step::Mark(..))).count();
-    assert_eq!(marks(&scenario(10, 3)), 3 * 4, "one mark per asset and round, whatever the slots");
+    assert_eq!(
+        marks(&scenario(10, 3)),
+        3 * 4,
+        "one mark per asset and round, whatever the slots"
+    );
     let steps = scenario(3, 2);
     let mut k = kernel(3);
     for step in &steps {
-        let ok = match step {
-            Step::Intent(i) => k.process_intent(i).accepted,
-            Step::Submitted(s) => k.submitted(*s, Timestamp(3)).accepted,
-            Step::Event(e) => k.on_venue_event(e).accepted,
-            Step::Mark(a, p) => k.mark_price(a, *p).is_ok(),
-        };
-        assert!(ok, "{step:?}");
+        assert!(apply(&mut k, step), "{step:?}");
     }
     for s in k.slots() {
         assert_eq!((s.fsm_state, s.size), (Stage::Closed, 0.0));
         assert!((s.realized_pnl - (102.0 - 100.5 + 103.0 - 100.5)).abs() < 1e-9);
     }
-    assert_eq!(steps.len(), 3 * 2 * 16 + 2 * 3, "16 steps per slot and round, plus a mark per asset");
+    assert_eq!(
+        steps.len(),
+        3 * 2 * 16 + 2 * 3,
+        "16 steps per slot and round, plus a mark per asset"
+    );
 }
 
 #[test]
@@ -350,7 +467,10 @@ fn versions_can_be_raised_above_a_store_but_never_lowered() {
     k.drain_changes();
     k.raise_versions(&[(0, 40), (1, 0), (9, 5)], Some(7));
     let ch = k.drain_changes();
-    assert_eq!(ch.slots.iter().map(|s| (s.slot_id, s.version)).collect::<Vec<_>>(), vec![(0, 41), (1, 1)]);
+    assert_eq!(
+        ch.slots.iter().map(|s| (s.slot_id, s.version)).collect::<Vec<_>>(),
+        vec![(0, 41), (1, 1)]
+    );
     assert_eq!(ch.account.unwrap().version, 8);
     k.raise_versions(&[(0, 3)], Some(2));
     assert_eq!(k.slot(0).unwrap().version, 41);

@@ -24,7 +24,9 @@ macro_rules! value_class {
             #[pyo3(signature = (**fields), text_signature = $sig)]
             fn new(py: Python<'_>, fields: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
                 let fields = normalized_fields(py, fields)?;
-                Ok($class { inner: from_py(&fields, $name)? })
+                Ok($class {
+                    inner: from_py(&fields, $name)?,
+                })
             }
 
             /// A plain dict: enums as text, times as RFC 3339 text.
@@ -39,11 +41,15 @@ macro_rules! value_class {
                 if let Some(changes) = changes {
                     fields.update(normalized_fields(py, Some(changes))?.as_mapping())?;
                 }
-                Ok($class { inner: from_py(&fields, $name)? })
+                Ok($class {
+                    inner: from_py(&fields, $name)?,
+                })
             }
 
             fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
-                other.downcast::<$class>().is_ok_and(|o| o.get().inner == self.inner)
+                other
+                    .downcast::<$class>()
+                    .is_ok_and(|o| o.get().inner == self.inner)
             }
 
             fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
@@ -65,8 +71,22 @@ value_class!(
     "(*, action, slot_id, trade_id='', asset='', side='FLAT', intent_id='', timestamp=None, reference_price=0.0, target_size=0.0, leverage=1.0, exit_leg_ratios=None, reason='', metadata=None, stage='IDLE', order_type='MARKET', limit_price=0.0)"
 );
 getters!(PyIntent {
-    timestamp, intent_id, trade_id, slot_id, asset, side, action, reference_price, target_size,
-    leverage, exit_leg_ratios, reason, metadata, stage, order_type, limit_price
+    timestamp,
+    intent_id,
+    trade_id,
+    slot_id,
+    asset,
+    side,
+    action,
+    reference_price,
+    target_size,
+    leverage,
+    exit_leg_ratios,
+    reason,
+    metadata,
+    stage,
+    order_type,
+    limit_price
 });
 
 value_class!(
@@ -76,8 +96,23 @@ value_class!(
     "(*, event_id, kind, venue_client_id='', venue_order_id='', trade_id='', slot_id=-1, timestamp=None, status=None, side='FLAT', asset='', price=0.0, size=0.0, filled_size=0.0, remaining_size=0.0, reason='', retry_after_ms=0, raw_payload=None, metadata=None)"
 );
 getters!(PyVenueEvent {
-    timestamp, event_id, trade_id, slot_id, kind, venue_order_id, venue_client_id, side, asset,
-    price, size, filled_size, remaining_size, reason, retry_after_ms, raw_payload, metadata
+    timestamp,
+    event_id,
+    trade_id,
+    slot_id,
+    kind,
+    venue_order_id,
+    venue_client_id,
+    side,
+    asset,
+    price,
+    size,
+    filled_size,
+    remaining_size,
+    reason,
+    retry_after_ms,
+    raw_payload,
+    metadata
 });
 
 #[pymethods]
@@ -96,8 +131,17 @@ value_class!(
     "(*, internal_trade_id='', venue_order_id='', venue_client_id='', side='FLAT', order_type='MARKET', intended_size=0.0, filled_size=0.0, average_fill_price=0.0, status='NEW', reason='', metadata=None)"
 );
 getters!(PyOrder {
-    internal_trade_id, venue_order_id, venue_client_id, side, order_type, intended_size,
-    filled_size, average_fill_price, status, reason, metadata
+    internal_trade_id,
+    venue_order_id,
+    venue_client_id,
+    side,
+    order_type,
+    intended_size,
+    filled_size,
+    average_fill_price,
+    status,
+    reason,
+    metadata
 });
 
 #[pymethods]
@@ -124,10 +168,29 @@ value_class!(
     "(*, slot_id=0, trade_id='', asset='', side='FLAT', entry_price=0.0, size=0.0, initial_size=0.0, leverage=0.0, entry_time=None, unrealized_pnl=0.0, realized_pnl=0.0, closed=False, exit_leg_ratios=None, active_leg_index=0, active_entry_order=None, active_exit_order=None, fsm_state='IDLE', close_reason='', last_event_time=None, seen_event_ids=(), metadata=None, last_mark_price=0.0, version=0)"
 );
 getters!(PySlot {
-    slot_id, trade_id, asset, side, entry_price, size, initial_size, leverage, entry_time,
-    unrealized_pnl, realized_pnl, closed, exit_leg_ratios, active_leg_index, active_entry_order,
-    active_exit_order, fsm_state, close_reason, last_event_time, seen_event_ids, metadata,
-    last_mark_price, version
+    slot_id,
+    trade_id,
+    asset,
+    side,
+    entry_price,
+    size,
+    initial_size,
+    leverage,
+    entry_time,
+    unrealized_pnl,
+    realized_pnl,
+    closed,
+    exit_leg_ratios,
+    active_leg_index,
+    active_entry_order,
+    active_exit_order,
+    fsm_state,
+    close_reason,
+    last_event_time,
+    seen_event_ids,
+    metadata,
+    last_mark_price,
+    version
 });
 
 #[pymethods]
@@ -159,8 +222,17 @@ pub struct PyTransition {
 }
 
 getters!(PyTransition {
-    timestamp, trade_id, slot_id, prev_state, next_state, trigger, intent_id, event_id,
-    control_mode, control_verbosity, details
+    timestamp,
+    trade_id,
+    slot_id,
+    prev_state,
+    next_state,
+    trigger,
+    intent_id,
+    event_id,
+    control_mode,
+    control_verbosity,
+    details
 });
 
 #[pymethods]
@@ -171,7 +243,10 @@ impl PyTransition {
 
     fn __repr__(&self) -> String {
         let t = &self.inner;
-        format!("KernelTransition(slot {}: {} -{}-> {})", t.slot_id, t.prev_state, t.trigger, t.next_state)
+        format!(
+            "KernelTransition(slot {}: {} -{}-> {})",
+            t.slot_id, t.prev_state, t.trigger, t.next_state
+        )
     }
 }
 
@@ -180,7 +255,16 @@ pub struct PyOutcome {
     pub inner: Outcome,
 }
 
-getters!(PyOutcome { accepted, slot_id, trade_id, state, diagnostic_code, severity, details, order });
+getters!(PyOutcome {
+    accepted,
+    slot_id,
+    trade_id,
+    state,
+    diagnostic_code,
+    severity,
+    details,
+    order
+});
 
 #[pymethods]
 impl PyOutcome {
@@ -210,7 +294,9 @@ impl PyOutcome {
     fn followed_by(&self, answers: Vec<PyRef<'_, PyOutcome>>, emitted: Vec<PyRef<'_, PyVenueEvent>>) -> PyOutcome {
         let answers = answers.iter().map(|a| a.inner.clone()).collect();
         let emitted = emitted.iter().map(|e| e.inner.clone()).collect();
-        PyOutcome { inner: self.inner.clone().followed_by(answers, emitted) }
+        PyOutcome {
+            inner: self.inner.clone().followed_by(answers, emitted),
+        }
     }
 
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {

@@ -43,8 +43,13 @@ pub fn from_py<T: DeserializeOwned>(obj: &Bound<'_, PyAny>, what: &str) -> PyRes
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
-        let msg = if path == "." { format!("{what}: {inner}") } else { format!("{what}.{path}: {inner}") };
-        let wrong_type = inner.contains("invalid type") || inner.contains("TypeError") || inner.contains("unknown field");
+        let msg = if path == "." {
+            format!("{what}: {inner}")
+        } else {
+            format!("{what}.{path}: {inner}")
+        };
+        let wrong_type =
+            inner.contains("invalid type") || inner.contains("TypeError") || inner.contains("unknown field");
         if wrong_type {
             PyTypeError::new_err(msg)
         } else {
@@ -71,7 +76,11 @@ pub fn normalized_fields<'py>(py: Python<'py>, fields: Option<&Bound<'py, PyDict
         if v.is_none() && NONE_IS_DEFAULT.contains(&key.as_str()) {
             continue;
         }
-        let v = if TIME_FIELDS.contains(&key.as_str()) { time_value(&key, &v)? } else { v };
+        let v = if TIME_FIELDS.contains(&key.as_str()) {
+            time_value(&key, &v)?
+        } else {
+            v
+        };
         out.set_item(key, v)?;
     }
     Ok(out)
@@ -96,7 +105,9 @@ fn time_value<'py>(field: &str, v: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Py
 }
 
 pub fn timestamp_arg(field: &str, v: Option<&Bound<'_, PyAny>>) -> PyResult<Timestamp> {
-    let Some(v) = v.filter(|v| !v.is_none()) else { return Ok(Timestamp::now()) };
+    let Some(v) = v.filter(|v| !v.is_none()) else {
+        return Ok(Timestamp::now());
+    };
     let v = time_value(field, v)?;
     if let Ok(text) = v.extract::<String>() {
         return Timestamp::parse_rfc3339(&text)
@@ -142,7 +153,10 @@ fn members(py: Python<'_>) -> PyResult<&'static EnumMembers> {
             event_status: load("VenueEventStatus", &texts(EventStatus::ALL, EventStatus::as_str))?,
             order_status: load("VenueOrderStatus", &texts(OrderStatus::ALL, OrderStatus::as_str))?,
             order_type: load("OrderType", &texts(OrderType::ALL, OrderType::as_str))?,
-            code: load("KernelDiagnosticCode", &texts(DiagnosticCode::ALL, DiagnosticCode::as_str))?,
+            code: load(
+                "KernelDiagnosticCode",
+                &texts(DiagnosticCode::ALL, DiagnosticCode::as_str),
+            )?,
             severity: load("KernelSeverity", &texts(Severity::ALL, Severity::as_str))?,
             mode: load("KernelMode", &texts(Mode::ALL, Mode::as_str))?,
             verbosity: load("KernelVerbosity", &texts(Verbosity::ALL, Verbosity::as_str))?,

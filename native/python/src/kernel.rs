@@ -26,7 +26,9 @@ impl PyKernel {
     #[new]
     #[pyo3(signature = (max_slots = 10, *, seen_event_capacity = 64))]
     fn new(max_slots: usize, seen_event_capacity: usize) -> PyResult<Self> {
-        Ok(PyKernel { core: Kernel::with_seen_capacity(max_slots, seen_event_capacity).map_err(input_error)? })
+        Ok(PyKernel {
+            core: Kernel::with_seen_capacity(max_slots, seen_event_capacity).map_err(input_error)?,
+        })
     }
 
     #[getter]
@@ -35,18 +37,24 @@ impl PyKernel {
     }
 
     fn process_intent(&mut self, intent: PyRef<'_, PyIntent>) -> PyResult<PyOutcome> {
-        guard(|| PyOutcome { inner: self.core.process_intent(&intent.inner) })
+        guard(|| PyOutcome {
+            inner: self.core.process_intent(&intent.inner),
+        })
     }
 
     /// The venue adapter handed the slot's order to the venue (ORDER_REQUESTED -> ORDER_SENT).
     #[pyo3(signature = (slot_id, timestamp = None))]
     fn submitted(&mut self, slot_id: i64, timestamp: Option<&Bound<'_, PyAny>>) -> PyResult<PyOutcome> {
         let at = timestamp_arg("timestamp", timestamp)?;
-        guard(|| PyOutcome { inner: self.core.submitted(slot_id, at) })
+        guard(|| PyOutcome {
+            inner: self.core.submitted(slot_id, at),
+        })
     }
 
     fn on_venue_event(&mut self, event: PyRef<'_, PyVenueEvent>) -> PyResult<PyOutcome> {
-        guard(|| PyOutcome { inner: self.core.on_venue_event(&event.inner) })
+        guard(|| PyOutcome {
+            inner: self.core.on_venue_event(&event.inner),
+        })
     }
 
     fn mark_price(&mut self, asset: &str, price: f64) -> PyResult<usize> {
@@ -58,7 +66,12 @@ impl PyKernel {
             .ok()
             .and_then(|i| self.core.slot(i))
             .map(|s| PySlot { inner: s.clone() })
-            .ok_or_else(|| PyIndexError::new_err(format!("slot_id = {slot_id}: must be 0 to {}", self.core.max_slots() - 1)))
+            .ok_or_else(|| {
+                PyIndexError::new_err(format!(
+                    "slot_id = {slot_id}: must be 0 to {}",
+                    self.core.max_slots() - 1
+                ))
+            })
     }
 
     /// Overwrites one slot, bypassing the lifecycle; checked like reconcile.
@@ -71,7 +84,11 @@ impl PyKernel {
     }
 
     #[pyo3(signature = (slots, timestamp = None))]
-    fn reconcile_from_slots(&mut self, slots: &Bound<'_, PyAny>, timestamp: Option<&Bound<'_, PyAny>>) -> PyResult<PyOutcome> {
+    fn reconcile_from_slots(
+        &mut self,
+        slots: &Bound<'_, PyAny>,
+        timestamp: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyOutcome> {
         let at = timestamp_arg("timestamp", timestamp)?;
         let mut parsed: Vec<Slot> = Vec::new();
         for (k, item) in slots.try_iter()?.enumerate() {
@@ -81,19 +98,30 @@ impl PyKernel {
                 Err(_) => from_py(&item, &format!("slots[{k}]"))?,
             });
         }
-        guard(|| PyOutcome { inner: self.core.reconcile_from_slots(parsed, at) })
+        guard(|| PyOutcome {
+            inner: self.core.reconcile_from_slots(parsed, at),
+        })
     }
 
     #[pyo3(signature = (mode, verbosity, journal = false))]
     fn set_control(&mut self, mode: &str, verbosity: &str, journal: bool) -> PyResult<()> {
-        let mode = parse_enum("mode", mode, Mode::parse, &Mode::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>())?;
+        let mode = parse_enum(
+            "mode",
+            mode,
+            Mode::parse,
+            &Mode::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+        )?;
         let verbosity = parse_enum(
             "verbosity",
             verbosity,
             Verbosity::parse,
             &Verbosity::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>(),
         )?;
-        self.core.set_control(Control { mode, verbosity, journal });
+        self.core.set_control(Control {
+            mode,
+            verbosity,
+            journal,
+        });
         Ok(())
     }
 
@@ -121,8 +149,17 @@ impl PyKernel {
         self.core.set_exchange_config(&update).map_err(input_error)
     }
 
-    fn calibrate_fee<'py>(&mut self, py: Python<'py>, fill_price: f64, fill_qty: f64, actual_fee: f64) -> PyResult<Bound<'py, PyAny>> {
-        let c = self.core.calibrate_fee(fill_price, fill_qty, actual_fee).map_err(input_error)?;
+    fn calibrate_fee<'py>(
+        &mut self,
+        py: Python<'py>,
+        fill_price: f64,
+        fill_qty: f64,
+        actual_fee: f64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let c = self
+            .core
+            .calibrate_fee(fill_price, fill_qty, actual_fee)
+            .map_err(input_error)?;
         to_py(py, &c)
     }
 
@@ -194,11 +231,7 @@ impl PyKernel {
     /// Changed slots and account as JSON documents built in Rust, for stores:
     /// ([(key, version, json), ...], (version, json) or None).
     #[pyo3(signature = (kernel_id, now = None))]
-    fn drain_documents(
-        &mut self,
-        kernel_id: &str,
-        now: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<DrainedDocuments> {
+    fn drain_documents(&mut self, kernel_id: &str, now: Option<&Bound<'_, PyAny>>) -> PyResult<DrainedDocuments> {
         let now = timestamp_arg("now", now)?;
         let docs = guard(|| self.core.drain_documents(kernel_id, now))?;
         Ok((docs.slots, docs.account))
@@ -210,6 +243,8 @@ impl PyKernel {
 
     #[staticmethod]
     fn restore(data: &[u8]) -> PyResult<PyKernel> {
-        Ok(PyKernel { core: Kernel::restore(data).map_err(input_error)? })
+        Ok(PyKernel {
+            core: Kernel::restore(data).map_err(input_error)?,
+        })
     }
 }
