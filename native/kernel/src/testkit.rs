@@ -79,6 +79,16 @@ pub enum Step {
     Mark(String, f64),
 }
 
+/// Applies one scenario step; true when the kernel accepted it.
+pub fn apply(k: &mut crate::kernel::Kernel, step: &Step) -> bool {
+    match step {
+        Step::Intent(i) => k.process_intent(i).accepted,
+        Step::Submitted(s) => k.submitted(*s, crate::time::Timestamp(3)).accepted,
+        Step::Event(e) => k.on_venue_event(e).accepted,
+        Step::Mark(a, p) => k.mark_price(a, *p).is_ok(),
+    }
+}
+
 /// The benchmark scenario: per slot and round, an entry filled in two parts,
 /// a price mark of each asset, a two-leg exit whose second leg is cancelled once and sent
 /// again. Steps are interleaved across slots so every slot is touched between
