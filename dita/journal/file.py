@@ -29,9 +29,28 @@ class FileJournal:
         self.path = Path(path)
         self.flush_every = max(1, flush_every)
         self.fsync = fsync
+        self.recovered_bytes = self._drop_torn_tail()
         self._file: BinaryIO | None = open(self.path, "ab")  # noqa: SIM115 - lives as long as the journal
         self._packer = msgpack.Packer(use_bin_type=True)
         self._unflushed = 0
+
+    def _drop_torn_tail(self) -> int:
+        """Cuts a torn last record left by a crash; returns the bytes cut.
+
+        Appending after torn bytes would glue the next record onto them and
+        the reader would return a wrong record without noticing, so the tail
+        goes before the first append. A corrupt middle raises (ValueError
+        from `read_journal`): appending to it would bury the damage.
+        """
+        if not self.path.exists():
+            return 0
+        report = JournalReadReport()
+        for _ in read_journal(self.path, report):
+            pass
+        if report.truncated_bytes:
+            with open(self.path, "r+b") as f:
+                f.truncate(self.path.stat().st_size - report.truncated_bytes)
+        return report.truncated_bytes
 
     def record(self, entry: Mapping[str, Any]) -> None:
         if self._file is None:

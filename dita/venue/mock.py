@@ -102,12 +102,21 @@ class MockVenueAdapter:
         self.cancel_rejects: list[str] = []
         self._order_seq = 0
         self._event_seq = 0
+        self.last_price: dict[str, float] = {}
+        self._asset_by_trade: dict[str, str] = {}
 
     # ----- VenueAdapter ----------------------------------------------------------------
 
     def submit(self, intent: KernelIntent, order: VenueOrder) -> list[VenueEvent]:
         self._order_seq += 1
-        price = (order.order_type == "LIMIT" and intent.limit_price) or intent.reference_price or 100.0
+        # An order without a price of its own (an EXIT usually names none) fills
+        # at the last price seen for its asset; inventing one would book false PnL.
+        asset = intent.asset or self._asset_by_trade.get(order.internal_trade_id, "")
+        price = (
+            (order.order_type == "LIMIT" and intent.limit_price)
+            or intent.reference_price
+            or self.last_price.get(asset, 0.0)
+        )
         slip = self.slippage_bps / 1e4 * (1 if order.side == "LONG" else -1)
         resting = RestingOrder(
             client_id=order.venue_client_id,
@@ -115,12 +124,16 @@ class MockVenueAdapter:
             trade_id=order.internal_trade_id,
             slot_id=intent.slot_id,
             side=order.side.value,
-            asset=intent.asset,
+            asset=asset,
             intended=order.intended_size,
             price=price * (1 + slip),
         )
         self.orders[resting.client_id] = resting
+        if asset:
+            self._asset_by_trade[order.internal_trade_id] = asset
         step = self.script.pop(0) if self.script else self._draw()
+        if price <= 0 and not callable(step) and step not in ("silent", "ack", "rate_limit", "reject"):
+            step = "no_price"
         if callable(step):
             return self._emit(list(step(self, intent, order)))
         return self._emit(self._answer(resting, step))
@@ -195,6 +208,10 @@ class MockVenueAdapter:
         if step == "reject":
             o.done = True
             return [self._event(o, "REJECTED", reason="insufficient margin")]
+        if step == "no_price":
+            o.done = True
+            why = f"NO_PRICE: no reference price and none known for {o.asset!r}"
+            return [self._event(o, "REJECTED", reason=why)]
         if step == "expire":
             o.done = True
             return [*events, self._event(o, "EXPIRED", reason="time in force elapsed")]
@@ -211,6 +228,8 @@ class MockVenueAdapter:
 
     def _event(self, o: RestingOrder, kind: str, **fields: Any) -> VenueEvent:
         self._event_seq += 1
+        if fields.get("price") and o.asset:
+            self.last_price[o.asset] = fields["price"]
         return VenueEvent(
             event_id=f"mock-{self._event_seq:08d}",
             kind=kind,

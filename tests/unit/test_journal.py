@@ -67,3 +67,29 @@ def test_memory_journal_is_bounded_and_composites_record_everywhere(tmp_path: Pa
     both.close()
     assert len(small) == 3 and [e["seq"] for e in small.entries()] == [7, 8, 9]
     assert len(list(read_journal(tmp_path / "both.msgpack"))) == 10
+
+
+def test_reopening_after_a_torn_tail_cuts_it_before_appending(tmp_path: Path) -> None:
+    path = tmp_path / "crash.msgpack"
+    journal = FileJournal(path)
+    for e in entries(3):
+        journal.record(e)
+    journal.close()
+    tail = msgpack.packb({"seq": 3, "transition": {"trigger": "ACK"}})
+    with open(path, "ab") as f:
+        f.write(tail[:-1])
+    again = FileJournal(path)
+    assert again.recovered_bytes == len(tail) - 1
+    again.record({"seq": 99})
+    again.close()
+    report = JournalReadReport()
+    assert [r["seq"] for r in read_journal(path, report)] == [0, 1, 2, 99]
+    assert report.truncated_bytes == 0
+
+
+def test_reopening_a_journal_corrupt_in_the_middle_refuses_to_append(tmp_path: Path) -> None:
+    path = tmp_path / "bad.msgpack"
+    path.write_bytes(msgpack.packb({"seq": 0}) + b"\xc1" + msgpack.packb({"seq": 1}))
+    with pytest.raises(ValueError, match="corrupt at byte"):
+        FileJournal(path)
+    assert path.read_bytes().endswith(msgpack.packb({"seq": 1})), "nothing appended"

@@ -150,3 +150,33 @@ def test_duplicates_are_sent_and_the_kernel_applies_them_once() -> None:
 def test_bad_configuration_is_refused(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         MockVenueAdapter(**kwargs)
+
+
+def test_an_exit_without_a_price_fills_at_the_last_price_of_its_asset() -> None:
+    from dita.kernel import ExecutionKernel
+
+    venue = MockVenueAdapter()
+    kernel = ExecutionKernel(max_slots=1, venue=venue)
+    kernel.process_intent(
+        KernelIntent(
+            action="ENTER",
+            slot_id=0,
+            trade_id="p",
+            asset="BTC",
+            side="LONG",
+            target_size=1.0,
+            reference_price=50_000.0,
+        )
+    )
+    out = kernel.process_intent(KernelIntent(action="EXIT", slot_id=0))
+    assert out.state == "CLOSED" and kernel.slot(0).realized_pnl == 0.0
+    assert venue.events[-1].asset == "BTC" and venue.events[-1].price == 50_000.0
+
+
+def test_an_entry_nobody_priced_is_rejected_not_filled_at_an_invented_price() -> None:
+    from dita.kernel import ExecutionKernel
+
+    kernel = ExecutionKernel(max_slots=1, venue=MockVenueAdapter())
+    intent = KernelIntent(action="ENTER", slot_id=0, trade_id="n", asset="ETH", side="LONG", target_size=1.0)
+    out = kernel.process_intent(intent)
+    assert out.state == "CLOSED" and kernel.slot(0).close_reason == "REJECTED"
