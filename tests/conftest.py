@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,15 @@ class Cluster:
         }
         defaults.update(config)
         return HazelcastClient(**defaults)
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
+    """Polls until `predicate()` is true; fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached within {timeout:g} s")
+        time.sleep(0.01)
 
 
 def _docker_answers() -> bool:

@@ -235,19 +235,13 @@ class HazelcastProjection:
         """Publishes every kernel's `dita.kernels` entry at once (after a control
         change, so operators see it within milliseconds). It only sends: safe
         on the client's I/O thread, where the control listener calls it."""
-        from hazelcast.core import HazelcastJsonValue
-
         if not self._connected.is_set():
             self._last_beat = 0.0
             return
         with self._lock:
             sources = list(self._sources.values())
         for source in sources:
-            doc = {**source.status(), "projection": self.counters.as_dict(len(self._pending_slots))}
-            future = self._kernels.put(
-                source.kernel_id, HazelcastJsonValue(json.dumps(doc)), ttl=self.status_ttl
-            )
-            future.add_done_callback(self._count_failure)
+            self._send_status(source.kernel_id, source.status()).add_done_callback(self._count_failure)
 
     def _count_failure(self, future: Any) -> None:
         if future.exception() is not None:
@@ -375,8 +369,13 @@ class HazelcastProjection:
         return True
 
     def _put_status(self, kernel_id: str, status: dict[str, Any]) -> None:
+        self._wait(self._send_status(kernel_id, status))
+
+    def _send_status(self, kernel_id: str, status: dict[str, Any]) -> Any:
+        """Sends one `dita.kernels` entry with its TTL; returns the future, waits for nothing.
+        The backlog is read without the lock, so the I/O thread never waits on the worker."""
         from hazelcast.core import HazelcastJsonValue
 
-        doc = {**status, "projection": self.counters.as_dict(self.backlog())}
-        future = self._kernels.put(kernel_id, HazelcastJsonValue(json.dumps(doc)), ttl=self.status_ttl)
-        self._wait(future)
+        backlog = len(self._pending_slots) + len(self._pending_accounts)
+        doc = {**status, "projection": self.counters.as_dict(backlog)}
+        return self._kernels.put(kernel_id, HazelcastJsonValue(json.dumps(doc)), ttl=self.status_ttl)

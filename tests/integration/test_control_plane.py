@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from dita.enums import KernelMode
 from dita.kernel import ExecutionKernel
 from dita.projection.hazelcast import HazelcastProjection
 from dita.venue import SilentVenue
-from tests.conftest import Cluster
+from tests.conftest import Cluster, wait_until
 
 pytestmark = pytest.mark.hazelcast
 
@@ -28,6 +29,10 @@ def client(cluster: Cluster) -> Iterator[Any]:
     c.get_map("dita.control").blocking().clear()
     yield c
     c.shutdown()
+
+
+def refusals_reach(node: Node, count: int) -> bool:
+    return node.listener.refusals == count
 
 
 class Node:
@@ -58,14 +63,6 @@ class Node:
         self.listener.stop()
         self.projection.close()
         self.client.shutdown()
-
-
-def wait_until(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.01)
 
 
 def test_a_global_flip_reaches_every_kernel_and_overrides_fall_back(cluster: Cluster, client: Any) -> None:
@@ -105,9 +102,9 @@ def test_malformed_entries_are_refused_reported_and_change_nothing(cluster: Clus
             "not json",
             '{"mode": "HALTED", "rev": 100, "colour": "red"}',
         ]:
-            before = node.listener.refusals
+            expected = node.listener.refusals + 1
             control.put("global", HazelcastJsonValue(bad) if bad.startswith("{") else bad)
-            wait_until(lambda before=before: node.listener.refusals == before + 1)
+            wait_until(partial(refusals_reach, node, expected))
         assert node.listener.refusals == 4
         assert node.kernel.control.mode == "REDUCE_ONLY"
         wait_until(

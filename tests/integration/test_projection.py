@@ -13,7 +13,7 @@ from dita.contracts import KernelIntent
 from dita.kernel import ExecutionKernel
 from dita.projection.hazelcast import HazelcastProjection, ProjectionError, connect
 from dita.venue import MockVenueAdapter
-from tests.conftest import Cluster
+from tests.conftest import Cluster, wait_until
 
 pytestmark = pytest.mark.hazelcast
 
@@ -48,14 +48,6 @@ def documents(client: Any, map_name: str, kernel_id: str) -> dict[str, dict[str,
 
     values = client.get_map(map_name).blocking().entry_set(equal("kernel_id", kernel_id))
     return {k: json.loads(v.to_string()) for k, v in values}
-
-
-def wait_until(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.05)
 
 
 def assert_matches_kernel(client: Any, kernel: ExecutionKernel) -> None:
