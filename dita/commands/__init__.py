@@ -1,0 +1,1 @@
+"""The `dita` subcommands, one module each; each module offers `register(subparsers)`."""
