@@ -13,7 +13,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from dita._native import Kernel
@@ -30,6 +30,8 @@ from dita.enums import KernelVerbosity
 from dita.journal import KernelJournal, MemoryJournal
 from dita.projection import InMemoryProjection, KernelProjection
 from dita.venue import MockVenueAdapter, VenueAdapter
+
+CallObserver = Callable[[str, KernelOutcome, float], None]
 
 
 class KernelSlotView:
@@ -154,6 +156,7 @@ class ExecutionKernel:
         self.journal: KernelJournal = journal if journal is not None else MemoryJournal()
         self.control_plane: ControlPlane = control_plane or LocalControlPlane(control)
         self._journal_seq = 0
+        self._observer: CallObserver | None = None
         self._control_report: dict[str, Any] = {}
         self.started_at = time.time()
         self._apply_control(self.control_plane.read())
@@ -219,6 +222,7 @@ class ExecutionKernel:
         whatever the venue answers at once. If the venue raises, the slot keeps
         its request (ORDER_REQUESTED or EXIT_REQUESTED, CANCEL-able) and the
         exception propagates."""
+        started = time.perf_counter() if self._observer is not None else 0.0
         outcome = self._core.process_intent(intent)
         order = outcome.order
         if order is not None and outcome.accepted:
@@ -234,13 +238,24 @@ class ExecutionKernel:
                 outcome = outcome.followed_by(answers, list(events))
         if self._journal_on:
             self._record(outcome, intent=intent)
+        if self._observer is not None:
+            self._observer("intent", outcome, time.perf_counter() - started)
         return outcome
 
     def on_venue_event(self, event: VenueEvent) -> KernelOutcome:
+        started = time.perf_counter() if self._observer is not None else 0.0
         outcome = self._core.on_venue_event(event)
         if self._journal_on:
             self._record(outcome, event=event)
+        if self._observer is not None:
+            self._observer("venue_event", outcome, time.perf_counter() - started)
         return outcome
+
+    def observe_calls(self, observer: CallObserver | None) -> None:
+        """Calls `observer(kind, outcome, seconds)` after every `process_intent`
+        ("intent") and `on_venue_event` ("venue_event"); None stops it. It runs
+        on the hot path, so it must be quick and must not raise."""
+        self._observer = observer
 
     def mark_price(self, asset: str, price: float) -> int:
         """Marks every live trade of `asset`; returns how many slots it touched."""
