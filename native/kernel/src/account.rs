@@ -235,6 +235,26 @@ pub struct AccountAnswer {
     pub details: Details,
 }
 
+/// The account figures `dita.accounts` carries, as a restarted kernel reads
+/// them back: when the projection is newer than the checkpoint, the kernel
+/// had moved on before it stopped and these figures are the latest known.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ProjectedAccount {
+    pub version: u64,
+    pub seed_capital: f64,
+    pub k_realized_pnl: f64,
+    pub k_fees_paid: f64,
+    pub k_funding_net: f64,
+    pub e_known: bool,
+    pub e_wallet_balance: f64,
+    pub e_available_margin: f64,
+    pub e_used_margin: f64,
+    pub e_maint_margin: f64,
+    pub event_seq: u64,
+    pub calibration_ratio: f64,
+    pub calibration_samples: u64,
+}
+
 impl Account {
     pub fn k_capital(&self) -> f64 {
         self.seed_capital + self.k_realized_pnl - self.k_fees_paid + self.k_funding_net
@@ -243,6 +263,39 @@ impl Account {
     /// Rebuilds the lookup sets that checkpoints do not carry.
     pub fn rebuild_lookups(&mut self) {
         self.seen_lookup = self.seen_event_ids.iter().cloned().collect();
+    }
+
+    /// Takes the K and E figures of a projected account, all checked before any
+    /// is set. Per-fill predicted fees and seen account event ids are not in a
+    /// projection: the account keeps its own, so a FILL_SETTLED for a fill made
+    /// after the checkpoint settles as a fill it never predicted.
+    pub fn adopt(&mut self, p: &ProjectedAccount) -> Result<(), InputError> {
+        let signed = |field: &str, v: f64| check_number(field, v, -MAX_MAGNITUDE, false);
+        let seed = check_number("seed_capital", p.seed_capital, 0.0, false)?;
+        let realized = signed("k_realized_pnl", p.k_realized_pnl)?;
+        let fees = signed("k_fees_paid", p.k_fees_paid)?;
+        let funding = signed("k_funding_net", p.k_funding_net)?;
+        let ratio = check_number("calibration_ratio", p.calibration_ratio, 0.0, true)?;
+        let exchange = if p.e_known {
+            Some(ExchangeFigures {
+                wallet_balance: signed("e_wallet_balance", p.e_wallet_balance)?,
+                available_margin: signed("e_available_margin", p.e_available_margin)?,
+                used_margin: signed("e_used_margin", p.e_used_margin)?,
+                maint_margin: signed("e_maint_margin", p.e_maint_margin)?,
+            })
+        } else {
+            None
+        };
+        self.seed_capital = seed;
+        self.k_realized_pnl = realized;
+        self.k_fees_paid = fees;
+        self.k_funding_net = funding;
+        self.exchange = exchange;
+        self.event_seq = p.event_seq;
+        self.calibration_ratio = ratio;
+        self.calibration_samples = p.calibration_samples;
+        self.version = self.version.max(p.version);
+        Ok(())
     }
 
     pub fn set_seed_capital(&mut self, seed: f64) -> Result<(), InputError> {

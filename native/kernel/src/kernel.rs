@@ -12,7 +12,9 @@ use rustc_hash::FxHashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::account::{Account, AccountAnswer, AccountEvent, AccountView, Calibration, ExchangeConfigUpdate};
+use crate::account::{
+    Account, AccountAnswer, AccountEvent, AccountView, Calibration, ExchangeConfigUpdate, ProjectedAccount,
+};
 use crate::error::InputError;
 use crate::lifecycle::{self, Next, Trigger};
 use crate::messages::{Intent, VenueEvent};
@@ -330,6 +332,13 @@ impl Kernel {
 
     pub fn set_seed_capital(&mut self, seed: f64) -> Result<(), InputError> {
         self.account.set_seed_capital(seed)?;
+        self.account_dirty = true;
+        Ok(())
+    }
+
+    /// Takes a projected account's figures (see `Account::adopt`); refused whole if any is invalid.
+    pub fn adopt_account(&mut self, projected: &ProjectedAccount) -> Result<(), InputError> {
+        self.account.adopt(projected)?;
         self.account_dirty = true;
         Ok(())
     }

@@ -19,7 +19,7 @@ pub mod time;
 pub mod types;
 pub mod validate;
 
-pub use account::{AccountEvent, AccountView, Calibration, ExchangeConfig, ExchangeConfigUpdate};
+pub use account::{AccountEvent, AccountView, Calibration, ExchangeConfig, ExchangeConfigUpdate, ProjectedAccount};
 pub use error::InputError;
 pub use kernel::{Changes, Control, Documents, Kernel};
 pub use messages::{Intent, VenueEvent};

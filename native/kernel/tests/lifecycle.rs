@@ -496,3 +496,34 @@ fn documents_carry_kernel_id_key_and_version_and_can_be_requested_again() {
     let again = k.drain_documents("k1", Timestamp(0));
     assert_eq!((again.slots.len(), again.account.is_some()), (2, true));
 }
+
+#[test]
+fn a_restart_adopts_a_newer_projected_account_and_refuses_a_bad_one_whole() {
+    let mut k = kernel(2);
+    k.set_seed_capital(1_000.0).unwrap();
+    open_position(&mut k, 0, "a", Side::Long, 2.0, 100.0);
+    k.process_intent(&exit(0));
+    assert!(k.submitted(0, Timestamp(2)).accepted);
+    let cid = k.slot(0).unwrap().active_exit_order.clone().unwrap().venue_client_id;
+    k.on_venue_event(&fill("a/x", &cid, EventKind::Fill, 110.0, 2.0));
+    let projected: ProjectedAccount = serde_json::from_value(serde_json::to_value(k.account()).unwrap()).unwrap();
+
+    let mut restarted = kernel(2);
+    restarted.adopt_account(&projected).unwrap();
+    let (was, now) = (k.account(), restarted.account());
+    assert_eq!(now.k_realized_pnl, 20.0);
+    assert_eq!(
+        (now.k_capital, now.k_fees_paid, now.event_seq, now.version),
+        (was.k_capital, was.k_fees_paid, was.event_seq, was.version)
+    );
+
+    let before = restarted.checkpoint();
+    let bad = ProjectedAccount {
+        k_fees_paid: f64::NAN,
+        k_realized_pnl: 5.0,
+        ..projected
+    };
+    let err = restarted.adopt_account(&bad).unwrap_err();
+    assert!(err.to_string().contains("k_fees_paid"), "{err}");
+    assert_eq!(restarted.checkpoint(), before, "a refused adoption changes nothing");
+}

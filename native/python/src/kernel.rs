@@ -1,6 +1,6 @@
 //! The kernel as a Python class: each method converts, calls the core, converts back.
 
-use dita_kernel::account::AccountEvent;
+use dita_kernel::account::{AccountEvent, ProjectedAccount};
 use dita_kernel::{Control, ExchangeConfigUpdate, Kernel, Mode, Slot, Verbosity};
 use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
@@ -142,6 +142,14 @@ impl PyKernel {
 
     fn set_seed_capital(&mut self, seed: f64) -> PyResult<()> {
         self.core.set_seed_capital(seed).map_err(input_error)
+    }
+
+    /// Takes the K and E figures of a `dita.accounts` document (a restart
+    /// meeting a projection newer than its checkpoint); a bad figure raises
+    /// and changes nothing.
+    fn adopt_account(&mut self, document: &Bound<'_, PyAny>) -> PyResult<()> {
+        let projected: ProjectedAccount = from_py(document, "account")?;
+        self.core.adopt_account(&projected).map_err(input_error)
     }
 
     fn set_exchange_config(&mut self, config: &Bound<'_, PyAny>) -> PyResult<()> {
