@@ -13,10 +13,10 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import TextIO
+from typing import Any, Protocol, TextIO
 
 from dita.contracts import KernelIntent, KernelOutcome, TradeSide, TradeStage
 from dita.kernel import ExecutionKernel
@@ -37,8 +37,19 @@ class DemoStats:
         self.codes[outcome.diagnostic_code.value] += 1
 
 
+class Driver(Protocol):
+    """What a run drives its kernel with: the demo strategy, or a scenario file."""
+
+    @property
+    def finished(self) -> bool: ...
+
+    def step(self, stats: DemoStats) -> None: ...
+
+
 class DemoStrategy:
     """Decides, each step, what to ask of the kernel."""
+
+    finished = False
 
     def __init__(
         self,
@@ -48,14 +59,26 @@ class DemoStrategy:
         enter_rate: float = 0.3,
         exit_rate: float = 0.2,
         cancel_rate: float = 0.05,
+        session: int = 1,
+        state: Mapping[str, Any] | None = None,
     ) -> None:
         self.kernel = kernel
-        self.rng = random.Random(seed)
+        # A resumed run draws anew: replaying the first life's draws would
+        # only repeat its decisions against a different book.
+        self.rng = random.Random(seed * 1_000_003 + session)
+        self.session = session
         self.prices = dict(START_PRICES)
         self.enter_rate = enter_rate
         self.exit_rate = exit_rate
         self.cancel_rate = cancel_rate
         self._trades = 0
+        if state:
+            self.prices.update({str(k): float(v) for k, v in state.get("prices", {}).items()})
+            self._trades = int(state.get("trades", 0))
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps so a resumed run goes on from here."""
+        return {"prices": dict(self.prices), "trades": self._trades}
 
     def step(self, stats: DemoStats) -> None:
         for asset in ASSETS:
@@ -76,11 +99,13 @@ class DemoStrategy:
     def _enter(self, slot_id: int) -> KernelIntent:
         self._trades += 1
         asset = self.rng.choice(ASSETS)
+        # The first life's ids stay as they always were; later lives add theirs.
+        trade_id = f"demo-{self._trades}" if self.session == 1 else f"demo-{self.session}.{self._trades}"
         return KernelIntent(
             action="ENTER",
             slot_id=slot_id,
-            trade_id=f"demo-{self._trades}",
-            intent_id=f"demo-{self._trades}/enter",
+            trade_id=trade_id,
+            intent_id=f"{trade_id}/enter",
             asset=asset,
             side=self.rng.choice((TradeSide.LONG, TradeSide.SHORT)),
             target_size=round(self.rng.uniform(0.1, 2.0), 3),
@@ -121,18 +146,24 @@ def run_demo(
     report_every: int = 500,
     out: TextIO | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    driver: Driver | None = None,
+    after_step: Callable[[], None] | None = None,
 ) -> DemoStats:
-    """Runs the demo strategy until `steps` or `duration` is reached or `should_stop()`."""
-    strategy = DemoStrategy(kernel, seed=seed)
+    """Runs `driver` (default: the demo strategy) until `steps` or `duration` is
+    reached, the driver is finished, or `should_stop()`; `after_step` runs
+    after each step (a run's periodic checkpoint)."""
+    strategy = driver if driver is not None else DemoStrategy(kernel, seed=seed)
     stats = DemoStats()
     deadline = None if duration is None else time.monotonic() + duration
-    while not should_stop():
+    while not should_stop() and not strategy.finished:
         if steps is not None and stats.steps >= steps:
             break
         if deadline is not None and time.monotonic() >= deadline:
             break
         strategy.step(stats)
         stats.steps += 1
+        if after_step is not None:
+            after_step()
         if out is not None and report_every and stats.steps % report_every == 0:
             print(status_line(kernel, stats), file=out, flush=True)
         if interval:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dita.contracts import KernelIntent, VenueEvent, VenueOrder
+from dita.contracts import KernelIntent, TradeSlot, VenueEvent, VenueOrder
 
 #: A script step: "ack", "fill", "partial:N", "reject", "expire", "rate_limit",
 #: "silent", or a callable (venue, intent, order) -> events.
@@ -57,6 +57,9 @@ class MockVenueAdapter:
         auto_fill: fill at once; when False orders rest until worked by hand (default True).
         seed: seed of the random rates, for repeatable runs (default 0).
         clock: returns event timestamps, epoch seconds (default `time.time`).
+        session: put into every order and event id it mints, so a venue started
+            again (a restarted run) never reuses an id of an earlier life
+            (default "": ids as `V-000001` and `mock-00000001`).
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class MockVenueAdapter:
         auto_fill: bool = True,
         seed: int = 0,
         clock: Callable[[], float] = time.time,
+        session: str = "",
     ) -> None:
         if partial_fills < 1:
             raise ValueError(f"partial_fills = {partial_fills}: must be at least 1")
@@ -104,6 +108,7 @@ class MockVenueAdapter:
         self._event_seq = 0
         self.last_price: dict[str, float] = {}
         self._asset_by_trade: dict[str, str] = {}
+        self._id_tag = f"{session}-" if session else ""
 
     # ----- VenueAdapter ----------------------------------------------------------------
 
@@ -120,7 +125,7 @@ class MockVenueAdapter:
         slip = self.slippage_bps / 1e4 * (1 if order.side == "LONG" else -1)
         resting = RestingOrder(
             client_id=order.venue_client_id,
-            venue_order_id=f"V-{self._order_seq:06d}",
+            venue_order_id=f"V-{self._id_tag}{self._order_seq:06d}",
             trade_id=order.internal_trade_id,
             slot_id=intent.slot_id,
             side=order.side.value,
@@ -145,6 +150,28 @@ class MockVenueAdapter:
             return []
         resting.done = True
         return self._emit([self._event(resting, "CANCELLED", reason=reason or "cancelled on request")])
+
+    def adopt_working_orders(self, slots: Iterable[TradeSlot]) -> int:
+        """Rests every working order of `slots` here, as a venue that outlived a
+        restarted kernel still holds them; returns how many."""
+        adopted = 0
+        for slot in slots:
+            for order in (slot.active_entry_order, slot.active_exit_order):
+                if order is None or not order.is_working() or order.venue_client_id in self.orders:
+                    continue
+                self.orders[order.venue_client_id] = RestingOrder(
+                    client_id=order.venue_client_id,
+                    venue_order_id=order.venue_order_id,
+                    trade_id=order.internal_trade_id,
+                    slot_id=slot.slot_id,
+                    side=order.side.value,
+                    asset=slot.asset,
+                    intended=order.intended_size,
+                    price=order.average_fill_price or slot.last_mark_price or slot.entry_price,
+                    filled=order.filled_size,
+                )
+                adopted += 1
+        return adopted
 
     # ----- working resting orders by hand ------------------------------------------------
 
@@ -231,7 +258,7 @@ class MockVenueAdapter:
         if fields.get("price") and o.asset:
             self.last_price[o.asset] = fields["price"]
         return VenueEvent(
-            event_id=f"mock-{self._event_seq:08d}",
+            event_id=f"mock-{self._id_tag}{self._event_seq:08d}",
             kind=kind,
             venue_client_id=o.client_id,
             venue_order_id=o.venue_order_id,
