@@ -39,7 +39,9 @@ def write(path: Path, records: list[object], extra: str = "") -> Path:
 
 def entered(kernel: ExecutionKernel) -> str:
     """The client id the kernel gave the entry order (scenarios must use it)."""
-    return kernel.slot(0).active_entry_order.venue_client_id
+    order = kernel.slot(0).snapshot().active_entry_order
+    assert order is not None
+    return order.venue_client_id
 
 
 def test_a_scenario_replays_intents_events_and_marks(tmp_path: Path) -> None:
