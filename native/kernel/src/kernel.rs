@@ -1122,9 +1122,7 @@ impl Kernel {
         let i = slot.slot_id as usize;
         let (before, was_free) = (self.slots[i].exposure(), self.slots[i].is_free());
         slot.version = slot.version.max(self.slots[i].version);
-        while slot.seen_event_ids.len() > self.seen_capacity {
-            slot.seen_event_ids.pop_front();
-        }
+        slot.seen_event_ids.truncate_oldest(self.seen_capacity);
         self.unindex_slot(i);
         self.slots[i] = slot;
         self.set_restore_point(i, None);

@@ -13,6 +13,7 @@ pub mod lifecycle;
 pub mod messages;
 pub mod order;
 pub mod outcome;
+pub mod seen;
 pub mod slot;
 pub mod testkit;
 pub mod time;

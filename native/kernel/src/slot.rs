@@ -1,10 +1,9 @@
 //! A trade slot: at most one trade, and the orders working it.
 
-use std::collections::VecDeque;
-
 use serde::{Deserialize, Serialize};
 
 use crate::order::{Id, Metadata, Order};
+use crate::seen::SeenIds;
 use crate::time::Timestamp;
 use crate::types::{Side, Stage};
 
@@ -35,7 +34,7 @@ pub struct Slot {
     pub close_reason: String,
     pub last_event_time: Option<Timestamp>,
     /// Newest last; bounded by the kernel's seen-id capacity.
-    pub seen_event_ids: VecDeque<Id>,
+    pub seen_event_ids: SeenIds,
     pub metadata: Metadata,
     /// The last price `mark_price` gave this trade's asset, 0 when none yet.
     pub last_mark_price: f64,
@@ -71,7 +70,7 @@ impl Slot {
             fsm_state: Stage::Idle,
             close_reason: String::new(),
             last_event_time: None,
-            seen_event_ids: VecDeque::new(),
+            seen_event_ids: SeenIds::default(),
             metadata: Metadata::new(),
             last_mark_price: 0.0,
             version: 0,
@@ -88,17 +87,11 @@ impl Slot {
     }
 
     pub fn has_seen(&self, event_id: &str) -> bool {
-        self.seen_event_ids.iter().any(|id| &**id == event_id)
+        self.seen_event_ids.contains(event_id)
     }
 
     pub fn remember(&mut self, event_id: &Id, capacity: usize) {
-        if capacity == 0 {
-            return;
-        }
-        while self.seen_event_ids.len() >= capacity {
-            self.seen_event_ids.pop_front();
-        }
-        self.seen_event_ids.push_back(event_id.clone());
+        self.seen_event_ids.push_bounded(event_id, capacity);
     }
 
     /// Position size left once exit leg `leg` is complete: legs cut

@@ -1,7 +1,6 @@
 //! Conversions between Python objects and the kernel's types, and errors.
 
-use std::collections::VecDeque;
-
+use dita_kernel::seen::SeenIds;
 use dita_kernel::{
     Command, Detail, Details, DiagnosticCode, EventKind, EventStatus, Id, InputError, Metadata, Mode, OrderStatus,
     OrderType, Severity, Side, Stage, Timestamp, Verbosity,
@@ -209,7 +208,7 @@ impl ToPy for Id {
     }
 }
 
-impl ToPy for VecDeque<Id> {
+impl ToPy for SeenIds {
     fn to_py(&self, py: Python<'_>) -> PyResult<PyObject> {
         Ok(PyTuple::new(py, self.iter().map(|id| &**id))?.into_any().unbind())
     }
