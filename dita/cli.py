@@ -5,15 +5,28 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from dita.commands import control, run
 
 SUBCOMMANDS = (run, control)
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """A wrong flag is one line naming it, and where the help is; not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="dita", description="dita: an execution kernel for trading strategies."
+    parser = OneLineErrors(
+        prog="dita",
+        description=(
+            "dita: an execution kernel for trading strategies. "
+            "Run a kernel (dita run), steer every kernel's control (dita control); "
+            "`dita COMMAND --help` says more."
+        ),
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for module in SUBCOMMANDS:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+E = TypeVar("E", bound=StrEnum)
 
 
 def add_cluster_args(p: argparse.ArgumentParser) -> None:
@@ -47,3 +51,17 @@ def connect(args: argparse.Namespace) -> Any:
     if not args.hazelcast:
         raise ValueError("no cluster given: pass --hazelcast HOST:PORT or set DITA_HAZELCAST")
     return connect_client(args.hazelcast.split(","), args.cluster, connect_timeout=args.connect_timeout)
+
+
+def enum_arg(kind: type[E]) -> Callable[[str], E]:
+    """An argparse type for a StrEnum whose error lists the values it takes."""
+
+    def parse(text: str) -> E:
+        try:
+            return kind(text)
+        except ValueError:
+            known = ", ".join(member.value for member in kind)
+            raise argparse.ArgumentTypeError(f"{text!r} is not one of {known}") from None
+
+    parse.__name__ = kind.__name__
+    return parse

@@ -7,8 +7,11 @@ import json
 import time
 from typing import Any
 
-from dita.commands.common import add_cluster_args, connect, control_key
+from dita.commands.common import add_cluster_args, connect, control_key, enum_arg
 from dita.enums import KernelMode, KernelVerbosity
+
+MODES = "{" + ",".join(KernelMode) + "}"
+VERBOSITIES = "{" + ",".join(KernelVerbosity) + "}"
 
 
 def steer(args: argparse.Namespace) -> int:
@@ -108,21 +111,28 @@ def register(sub: Any) -> None:
     )
     csub = control.add_subparsers(dest="action", required=True)
     show = csub.add_parser("show", help="the global entry, overrides, and what each live kernel applied")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--json", action="store_true", help="print JSON instead of a table")
     setp = csub.add_parser("set", help="write the next rev of the global entry (or one kernel's)")
-    setp.add_argument("--mode", type=KernelMode, choices=list(KernelMode))
-    setp.add_argument("--verbosity", type=KernelVerbosity, choices=list(KernelVerbosity))
-    setp.add_argument("--journal", choices=["on", "off"])
+    setp.add_argument(
+        "--mode", type=enum_arg(KernelMode), metavar=MODES, help="REDUCE_ONLY refuses ENTER; HALTED also EXIT"
+    )
+    setp.add_argument(
+        "--verbosity",
+        type=enum_arg(KernelVerbosity),
+        metavar=VERBOSITIES,
+        help="detail of outcomes and journal",
+    )
+    setp.add_argument("--journal", choices=["on", "off"], help="record every transition in the journal")
     setp.add_argument("--kernel", default=None, help="override one kernel instead of the global entry")
     setp.add_argument("--reason", required=True, help="why (recorded in the history)")
     setp.add_argument("--wait", action="store_true", help="return once every live kernel applied it")
     setp.add_argument("--timeout", type=float, default=10.0, help="seconds to wait with --wait (default 10)")
     clear = csub.add_parser("clear", help="remove one kernel's override (it falls back to global)")
-    clear.add_argument("--kernel", required=True)
-    clear.add_argument("--reason", default="")
+    clear.add_argument("--kernel", required=True, help="the kernel id whose override goes")
+    clear.add_argument("--reason", default="", help="why (recorded in the history)")
     hist = csub.add_parser("history", help="control writes and every kernel's apply or refusal")
-    hist.add_argument("--limit", type=int, default=50)
-    hist.add_argument("--json", action="store_true")
+    hist.add_argument("--limit", type=int, default=50, help="newest records to show (default 50)")
+    hist.add_argument("--json", action="store_true", help="print JSON instead of lines")
     for p in (show, setp, clear, hist):
         add_cluster_args(p)
         p.add_argument("--author", default=None, help="recorded with writes (default user@host)")

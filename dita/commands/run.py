@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dita.commands.common import add_cluster_args, control_key
+from dita.commands.common import add_cluster_args, control_key, enum_arg
 from dita.control import KernelControlSnapshot
 from dita.enums import KernelMode, KernelVerbosity
 
@@ -281,16 +281,16 @@ def register(sub: Any) -> None:
     )
     run.add_argument(
         "--start-mode",
-        type=KernelMode,
+        type=enum_arg(KernelMode),
+        metavar="{" + ",".join(KernelMode) + "}",
         default=None,
-        choices=list(KernelMode),
         help="mode to start in (default ACTIVE, or with --resume the checkpoint's)",
     )
     run.add_argument(
         "--verbosity",
-        type=KernelVerbosity,
+        type=enum_arg(KernelVerbosity),
+        metavar="{" + ",".join(KernelVerbosity) + "}",
         default=None,
-        choices=list(KernelVerbosity),
         help="verbosity to start with (default NORMAL, or with --resume the checkpoint's)",
     )
     run.add_argument("--journal", default=None, help="append the transition journal to this msgpack file")
