@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +58,10 @@ class MockVenueAdapter:
         auto_fill: fill at once; when False orders rest until worked by hand (default True).
         seed: seed of the random rates, for repeatable runs (default 0).
         clock: returns event timestamps, epoch seconds (default `time.time`).
+        history: events and finished orders it remembers, newest kept, so a
+            run of any length holds bounded memory (default 10,000 each; the
+            asset of a trade, for exits that name none, is kept for the
+            newest 10 * history trades).
         session: put into every order and event id it mints, so a venue started
             again (a restarted run) never reuses an id of an earlier life
             (default "": ids as `V-000001` and `mock-00000001`).
@@ -78,6 +83,7 @@ class MockVenueAdapter:
         seed: int = 0,
         clock: Callable[[], float] = time.time,
         session: str = "",
+        history: int = 10_000,
     ) -> None:
         if partial_fills < 1:
             raise ValueError(f"partial_fills = {partial_fills}: must be at least 1")
@@ -101,9 +107,15 @@ class MockVenueAdapter:
         self.auto_fill = auto_fill
         self.clock = clock
         self.rng = random.Random(seed)
+        if history < 1:
+            raise ValueError(f"history = {history}: must be at least 1")
+        self.history = history
+        #: Working orders, and the newest `history` finished ones (oldest first).
         self.orders: dict[str, RestingOrder] = {}
-        self.events: list[VenueEvent] = []
-        self.cancel_rejects: list[str] = []
+        self._finished: deque[str] = deque()
+        self._finished_set: set[str] = set()
+        self.events: deque[VenueEvent] = deque(maxlen=history)
+        self.cancel_rejects: deque[str] = deque(maxlen=history)
         self._order_seq = 0
         self._event_seq = 0
         self.last_price: dict[str, float] = {}
@@ -135,7 +147,11 @@ class MockVenueAdapter:
         )
         self.orders[resting.client_id] = resting
         if asset:
+            # Newest last, so the trades forgotten first are the longest unseen.
+            self._asset_by_trade.pop(order.internal_trade_id, None)
             self._asset_by_trade[order.internal_trade_id] = asset
+            while len(self._asset_by_trade) > 10 * self.history:
+                del self._asset_by_trade[next(iter(self._asset_by_trade))]
         step = self.script.pop(0) if self.script else self._draw()
         if price <= 0 and not callable(step) and step not in ("silent", "ack", "rate_limit", "reject"):
             step = "no_price"
@@ -273,6 +289,13 @@ class MockVenueAdapter:
         )
 
     def _emit(self, events: list[VenueEvent]) -> list[VenueEvent]:
+        # Every order finishes with an event, so the events say which to retire.
+        for event in events:
+            order = self.orders.get(event.venue_client_id)
+            if order is not None and order.done and event.venue_client_id not in self._finished_set:
+                self._finished.append(event.venue_client_id)
+                self._finished_set.add(event.venue_client_id)
+        self._forget_finished()
         out: list[VenueEvent] = []
         for event in events:
             out.append(event)
@@ -280,3 +303,11 @@ class MockVenueAdapter:
                 out.append(event)
         self.events.extend(out)
         return out
+
+    def _forget_finished(self) -> None:
+        while len(self._finished) > self.history:
+            old = self._finished.popleft()
+            self._finished_set.discard(old)
+            order = self.orders.get(old)
+            if order is not None and order.done:
+                del self.orders[old]

@@ -8,6 +8,7 @@ import pytest
 
 from dita._native import Kernel
 from dita.contracts import KernelIntent, TradeStage, VenueEvent, VenueOrder
+from dita.kernel import ExecutionKernel
 from dita.venue import MockVenueAdapter
 
 
@@ -127,7 +128,7 @@ def test_cancel_of_a_working_order_and_of_an_unknown_one() -> None:
     assert [e.kind.value for e in cancelled] == ["CANCELLED"]
     kernel.on_venue_event(cancelled[0])
     assert kernel.slot(0).fsm_state == TradeStage.CLOSED
-    assert venue.cancel(order) == [] and venue.cancel_rejects == [order.venue_client_id]
+    assert venue.cancel(order) == [] and list(venue.cancel_rejects) == [order.venue_client_id]
     assert venue.cancel(VenueOrder(venue_client_id="nobody")) == []
 
 
@@ -180,3 +181,26 @@ def test_an_entry_nobody_priced_is_rejected_not_filled_at_an_invented_price() ->
     intent = KernelIntent(action="ENTER", slot_id=0, trade_id="n", asset="ETH", side="LONG", target_size=1.0)
     out = kernel.process_intent(intent)
     assert out.state == "CLOSED" and kernel.slot(0).close_reason == "REJECTED"
+
+
+def test_a_long_run_keeps_bounded_history_and_still_exits_old_trades() -> None:
+    venue = MockVenueAdapter(history=3)
+    kernel = ExecutionKernel(max_slots=2, venue=venue)
+    held = kernel.process_intent(
+        KernelIntent(action="ENTER", slot_id=0, trade_id="held", asset="BTC", side="LONG",
+                     target_size=2.0, reference_price=100.0, exit_leg_ratios=(0.5, 0.5))
+    )  # fmt: skip
+    assert held.state == TradeStage.POSITION_OPEN
+    for i in range(10):
+        kernel.process_intent(
+            KernelIntent(action="ENTER", slot_id=1, trade_id=f"t{i}", asset="ETH", side="LONG",
+                         target_size=1.0, reference_price=10.0)
+        )  # fmt: skip
+        kernel.process_intent(KernelIntent(action="EXIT", slot_id=1))
+    assert len(venue.events) == 3
+    assert sum(o.done for o in venue.orders.values()) <= 3
+    assert len(venue.orders) <= 4
+    # Its entry order is long retired; the trade still exits at BTC's last price.
+    out = kernel.process_intent(KernelIntent(action="EXIT", slot_id=0))
+    assert out.accepted and out.diagnostic_code == "OK"
+    assert kernel.slot(0).size == 1.0
