@@ -156,12 +156,15 @@ impl Kernel {
             ));
         }
         let slots: Vec<Slot> = (0..max_slots as u32).map(Slot::empty).collect();
+        // Sized for every slot working an order at once, so no call ever pays
+        // for rehashing a growing index (a latency spike on the hot path).
+        let sized = || Index::with_capacity_and_hasher(2 * max_slots, Default::default());
         let mut k = Kernel {
             before_request: vec![None; max_slots],
             reserved: FxHashMap::default(),
-            trade_index: Index::default(),
-            venue_index: Index::default(),
-            client_index: Index::default(),
+            trade_index: sized(),
+            venue_index: sized(),
+            client_index: sized(),
             asset_index: FxHashMap::default(),
             free: (0..max_slots as u32).collect(),
             control: Control::default(),
