@@ -127,10 +127,12 @@ def rehearse(kernel: ExecutionKernel, lines: list[ScenarioLine]) -> None:
 class ScenarioDriver:
     """Feeds a scenario to a kernel one line a step."""
 
-    def __init__(self, kernel: ExecutionKernel, lines: list[ScenarioLine]) -> None:
+    def __init__(self, kernel: ExecutionKernel, lines: list[ScenarioLine], *, position: int = 0) -> None:
+        if not 0 <= position <= len(lines):
+            raise ValueError(f"scenario position {position}: the file has {len(lines)} lines to replay")
         self.kernel = kernel
         self.lines = lines
-        self.position = 0
+        self.position = position
 
     @property
     def finished(self) -> bool:

@@ -35,6 +35,7 @@ def run_kernel(args: argparse.Namespace) -> int:
     from dita.kernel import ExecutionKernel
     from dita.projection import InMemoryProjection, KernelProjection
     from dita.projection.hazelcast import HazelcastProjection
+    from dita.scenario import ScenarioDriver
     from dita.venue import MockVenueAdapter, SilentVenue, VenueAdapter
 
     _check_args(args)
@@ -139,17 +140,19 @@ def run_kernel(args: argparse.Namespace) -> int:
 
     driver: Driver
     if scenario is not None:
-        from dita.scenario import ScenarioDriver, rehearse
+        from dita.scenario import rehearse
 
-        rehearse(kernel, scenario)
-        driver = ScenarioDriver(kernel, scenario)
+        # A resumed replay goes on from the first line its checkpoint had not applied.
+        position = int(resumed.strategy.get("scenario_position", 0)) if resumed else 0
+        rehearse(kernel, scenario[position:])
+        driver = ScenarioDriver(kernel, scenario, position=position)
     else:
         driver = DemoStrategy(
             kernel, seed=args.seed, session=session, state=resumed.strategy if resumed else None
         )
 
     def checkpoint_now() -> RunCheckpoint:
-        state = driver.state() if isinstance(driver, DemoStrategy) else {}
+        state = driver.state() if isinstance(driver, (DemoStrategy, ScenarioDriver)) else {}
         return RunCheckpoint(kernel.kernel_id, kernel.checkpoint(), session=session, strategy=state)
 
     checkpointer = (

@@ -164,3 +164,37 @@ def test_a_projected_set_the_kernel_refuses_changes_nothing() -> None:
     with pytest.raises(ValueError, match="k_fees_paid"):
         reconcile_with_projections(core, [], account)
     assert core.checkpoint() == before
+
+
+def test_a_resumed_replay_goes_on_from_the_first_line_not_yet_applied(tmp_path: Path) -> None:
+    lines = [{"seed_capital": 500}] + [
+        {"intent": {"action": "ENTER", "slot_id": i, "trade_id": f"t{i}", "asset": "BTC", "side": "LONG",
+                    "target_size": 1.0, "reference_price": 100.0}}
+        for i in range(6)
+    ]  # fmt: skip
+    scenario = write(tmp_path / "s.jsonl", lines)
+    checkpoint = tmp_path / "cp"
+    common = [
+        "run",
+        "--no-local-member",
+        "--scenario",
+        str(scenario),
+        "--checkpoint",
+        str(checkpoint),
+        "--json",
+    ]
+
+    def dita(*args: str) -> dict[str, object]:
+        run = subprocess.run(
+            [sys.executable, "-m", "dita.cli", *common, *args], capture_output=True, text=True, timeout=60
+        )
+        assert run.returncode == 0, run.stderr
+        summary: dict[str, object] = json.loads(run.stdout.strip().splitlines()[-1])
+        return summary
+
+    first = dita("--steps", "4", "--slots", "8")
+    again = dita("--resume")
+    assert (first["steps"], again["steps"]) == (4, 3)
+    assert again["codes"] == {"OK": 3}, "no line is applied twice"
+    restored = Kernel.restore(RunCheckpoint.read(checkpoint).kernel)
+    assert [restored.slot(i).trade_id for i in range(6)] == [f"t{i}" for i in range(6)]
