@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,7 @@ SCENARIO = [
 ]  # fmt: skip
 
 
-def write(path: Path, records: list[object], extra: str = "") -> Path:
+def write(path: Path, records: Sequence[object], extra: str = "") -> Path:
     path.write_text("# a scenario\n" + "\n".join(json.dumps(r) for r in records) + "\n" + extra)
     return path
 
