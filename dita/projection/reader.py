@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import queue
 import threading
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dita.projection.base import ACCOUNTS_MAP, CONTROL_MAP, KERNELS_MAP, SLOTS_MAP
@@ -32,6 +33,37 @@ def _decode(value: Any) -> dict[str, Any] | None:
     text = value.to_string() if hasattr(value, "to_string") else value
     doc: dict[str, Any] = json.loads(text)
     return doc
+
+
+def _decode_lenient(value: Any) -> dict[str, Any] | None:
+    """A document, or None when it is not a JSON object (a stray writer must not stop a dashboard)."""
+    try:
+        doc = _decode(value)
+    except (ValueError, TypeError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _slot_order(doc: dict[str, Any]) -> tuple[str, int]:
+    slot_id = doc.get("slot_id")
+    return str(doc.get("kernel_id", "")), slot_id if isinstance(slot_id, int) else -1
+
+
+@dataclass(frozen=True)
+class ProjectionView:
+    """Everything in dita's maps at one moment: the four maps read with their requests in flight
+    at once, so the view is as near to one instant as the cluster gives.
+
+    `unreadable` counts values that were not JSON objects and were left out.
+    """
+
+    kernels: dict[str, dict[str, Any]]
+    slots: list[dict[str, Any]]
+    accounts: dict[str, dict[str, Any]]
+    control: dict[str, dict[str, Any]]
+    read_at: float
+    unreadable: int = 0
+    took_s: float = field(default=0.0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -146,6 +178,63 @@ class ProjectionReader:
     def control(self) -> dict[str, dict[str, Any]]:
         entries = self.client.get_map(CONTROL_MAP).blocking().entry_set()
         return {str(k): d for k, v in entries if (d := _decode(v)) is not None}
+
+    def read_all(self, timeout: float = 5.0, *, live_slots_only: bool = False) -> ProjectionView:
+        """Kernels, slots, accounts and control in one go, waiting at most `timeout` seconds.
+
+        A cluster that does not answer in time raises `TimeoutError`; any other
+        failure of a read is raised as the client raised it. With
+        `live_slots_only`, the cluster filters the slots to those working a
+        trade (LIVE_STAGES), so closed and idle ones never cross the network.
+        """
+        from hazelcast.future import combine_futures
+        from hazelcast.predicate import in_
+
+        started = time.monotonic()
+        slots_map = self.client.get_map(SLOTS_MAP)
+        requests = [
+            self.client.get_map(KERNELS_MAP).entry_set(),
+            slots_map.values(in_("fsm_state", *LIVE_STAGES)) if live_slots_only else slots_map.values(),
+            self.client.get_map(ACCOUNTS_MAP).entry_set(),
+            self.client.get_map(CONTROL_MAP).entry_set(),
+        ]
+        combined = combine_futures(requests)
+        done = threading.Event()
+        combined.add_done_callback(lambda _f: done.set())
+        if not done.wait(timeout):
+            raise TimeoutError(f"the cluster did not answer a read of dita's maps within {timeout:g} s")
+        kernel_entries, slot_values, account_entries, control_entries = combined.result()
+        unreadable = 0
+
+        def by_key(entries: list[tuple[Any, Any]]) -> dict[str, dict[str, Any]]:
+            nonlocal unreadable
+            docs: dict[str, dict[str, Any]] = {}
+            for key, value in entries:
+                doc = _decode_lenient(value)
+                if doc is None:
+                    unreadable += 1
+                else:
+                    docs[str(key)] = doc
+            return docs
+
+        slots = []
+        for value in slot_values:
+            doc = _decode_lenient(value)
+            if doc is None:
+                unreadable += 1
+            else:
+                slots.append(doc)
+        slots.sort(key=_slot_order)
+        kernels, accounts, control = by_key(kernel_entries), by_key(account_entries), by_key(control_entries)
+        return ProjectionView(
+            kernels=kernels,
+            slots=slots,
+            accounts=accounts,
+            control=control,
+            read_at=time.time(),
+            unreadable=unreadable,
+            took_s=time.monotonic() - started,
+        )
 
     def subscribe(
         self, maps: tuple[str, ...] = (SLOTS_MAP, ACCOUNTS_MAP, KERNELS_MAP), capacity: int = 10_000
