@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from dita.commands import control, run
+from dita.commands import control, member, run, watch
 
-SUBCOMMANDS = (run, control)
+SUBCOMMANDS = (run, control, watch, member)
 
 
 class OneLineErrors(argparse.ArgumentParser):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -38,6 +39,7 @@ def run_kernel(args: argparse.Namespace) -> int:
     from dita.scenario import ScenarioDriver
     from dita.venue import MockVenueAdapter, SilentVenue, VenueAdapter
 
+    _apply_env_defaults(args)
     _check_args(args)
     # Everything a person can get wrong is read and checked before anything starts.
     scenario = None
@@ -52,7 +54,7 @@ def run_kernel(args: argparse.Namespace) -> int:
         resumed = RunCheckpoint.read(args.checkpoint)
         if args.kernel_id and args.kernel_id != resumed.kernel_id:
             raise ValueError(
-                f"--kernel-id {args.kernel_id}: the checkpoint at {args.checkpoint} "
+                f"{args.kernel_id_from} {args.kernel_id}: the checkpoint at {args.checkpoint} "
                 f"is kernel {resumed.kernel_id}"
             )
         args.kernel_id = resumed.kernel_id
@@ -87,6 +89,7 @@ def run_kernel(args: argparse.Namespace) -> int:
             rate_limit_rate=0.02,
             session="" if session == 1 else f"s{session}",
         )
+    metrics = _start_metrics(args)
     member = client = listener = None
     projection: KernelProjection
     where = "in-memory projection"
@@ -125,6 +128,8 @@ def run_kernel(args: argparse.Namespace) -> int:
         control=control,
         _core=core,
     )
+    if metrics is not None:
+        metrics.attach(kernel)
     if core is None and scenario is None:
         # The demo trades a plausible book: fees and capital make K move like an account's.
         kernel.set_seed_capital(DEMO_SEED_CAPITAL)
@@ -188,6 +193,8 @@ def run_kernel(args: argparse.Namespace) -> int:
             client.shutdown()
         if member is not None:
             member.stop()
+        if metrics is not None:
+            metrics.close()
     print(status_line(kernel, stats))
     print("outcomes: " + ", ".join(f"{code} {n}" for code, n in stats.codes.most_common()))
     print(f"projection: {projection.stats()}")
@@ -224,6 +231,75 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--checkpoint-every {args.checkpoint_every}: must be greater than 0 seconds")
 
 
+def _apply_env_defaults(args: argparse.Namespace) -> None:
+    """Fills what no flag gave from the environment; a bad value names its variable.
+
+    The variables are defaults: a flag beats its variable, and a resumed
+    kernel keeps its checkpoint's slots and mode over DITA_SLOTS and
+    DITA_START_MODE (DITA_KERNEL_ID is identity, so a checkpoint of another
+    kernel is refused).
+    """
+    args.kernel_id_from = "--kernel-id"
+    if args.kernel_id is None and os.environ.get("DITA_KERNEL_ID", "").strip():
+        args.kernel_id = os.environ["DITA_KERNEL_ID"].strip()
+        args.kernel_id_from = "DITA_KERNEL_ID"
+    slots = _env_value("DITA_SLOTS", _positive_int)
+    if slots is not None and not args.slots_given and not args.resume:
+        args.slots = slots
+    mode = _env_value("DITA_START_MODE", enum_arg(KernelMode))
+    if mode is not None and args.start_mode is None and not args.resume:
+        args.start_mode = mode
+    args.metrics_port_from = "--metrics-port"
+    port = _env_value("DITA_METRICS_PORT", _port)
+    if args.metrics_port is None and port is not None:
+        args.metrics_port = port
+        args.metrics_port_from = "DITA_METRICS_PORT"
+    if args.metrics_host is None:
+        args.metrics_host = os.environ.get("DITA_METRICS_HOST", "").strip() or "127.0.0.1"
+
+
+def _env_value(name: str, parse: Any) -> Any:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return parse(raw)
+    except (argparse.ArgumentTypeError, ValueError) as e:
+        raise ValueError(f"{name}={raw!r}: {e} (unset it, or see 'dita run --help')") from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= value <= 65_535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (1 to 65535)")
+    return value
+
+
+def _start_metrics(args: argparse.Namespace) -> Any:
+    """The /metrics endpoint, listening before anything else starts (a busy port changes nothing)."""
+    if args.metrics_port is None:
+        return None
+    from dita.metrics import MetricsServer
+
+    server = MetricsServer(args.metrics_host, args.metrics_port, source=args.metrics_port_from)
+    server.start()
+    print(f"dita: metrics on {server.url}", flush=True)
+    return server
+
+
 def _resume_line(args: argparse.Namespace, core: Any, resumed: Any, client: Any) -> str:
     """Reconciles the restored kernel against the projections; says what it did."""
     age = time.time() - resumed.written_at
@@ -258,16 +334,33 @@ def register(sub: Any) -> None:
             "local member started when Java is here) or into the in-memory projection. "
             "SIGINT/SIGTERM stop it cleanly; --checkpoint with --resume starts it again where it stopped."
         ),
+        epilog=(
+            "Environment: DITA_KERNEL_ID, DITA_SLOTS, DITA_START_MODE, DITA_HAZELCAST, DITA_CLUSTER, "
+            "DITA_CONTROL_KEY_FILE, DITA_METRICS_PORT and DITA_METRICS_HOST are the defaults of the flags "
+            "that name them; a flag beats its variable, and --resume keeps the checkpoint's slots and mode "
+            "over DITA_SLOTS and DITA_START_MODE. DITA_CONTROL_KEY is the shared control key itself "
+            "(used before --control-key-file)."
+        ),
     )
     run.set_defaults(slots_given=False)
-    run.add_argument("--slots", type=int, default=20, action=_SlotsAction, help="trade slots (default 20)")
+    run.add_argument(
+        "--slots",
+        type=int,
+        default=20,
+        action=_SlotsAction,
+        help="trade slots (default: $DITA_SLOTS, else 20)",
+    )
     run.add_argument(
         "--steps", type=int, default=2_000, help="strategy steps to run (default 2000; 0 = no limit)"
     )
     run.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     run.add_argument("--interval", type=float, default=0.0, help="seconds to sleep between steps (default 0)")
     run.add_argument("--seed", type=int, default=7, help="random seed of strategy and venue (default 7)")
-    run.add_argument("--kernel-id", default=None, help="this kernel's id in projections (default: generated)")
+    run.add_argument(
+        "--kernel-id",
+        default=None,
+        help="this kernel's id in projections (default: $DITA_KERNEL_ID, else generated)",
+    )
     run.add_argument(
         "--scenario",
         default=None,
@@ -287,7 +380,7 @@ def register(sub: Any) -> None:
         type=enum_arg(KernelMode),
         metavar="{" + ",".join(KernelMode) + "}",
         default=None,
-        help="mode to start in (default ACTIVE, or with --resume the checkpoint's)",
+        help="mode to start in (default: $DITA_START_MODE, else ACTIVE; with --resume the checkpoint's)",
     )
     run.add_argument(
         "--verbosity",
@@ -322,6 +415,20 @@ def register(sub: Any) -> None:
         dest="local_member",
         action="store_false",
         help="without --hazelcast, use the in-memory projection even when Java is here",
+    )
+    run.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (default: $DITA_METRICS_PORT, else off)",
+    )
+    run.add_argument(
+        "--metrics-host",
+        default=None,
+        metavar="HOST",
+        help="address the metrics endpoint listens on (default: $DITA_METRICS_HOST, else 127.0.0.1; "
+        "0.0.0.0 for every interface)",
     )
     add_cluster_args(run)
     run.set_defaults(func=run_kernel)
