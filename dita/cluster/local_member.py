@@ -8,6 +8,9 @@ Standard library only: this must work before the project is installed.
     with member:                      # start() ... stop()
         connect_a_client(member.address)
 
+    with LocalCluster(3, cluster_name="drill") as trio:   # three members, one cluster
+        connect_a_client(*trio.addresses)
+
 Command line (see ops/README.md):
 
     python -m dita.cluster.local_member start|stop|status|fetch [--port N]
@@ -38,7 +41,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Self
+from typing import TYPE_CHECKING, Any, BinaryIO, Self
 
 if TYPE_CHECKING:
     from http.client import HTTPResponse
@@ -62,8 +65,13 @@ MIN_JAVA = 17
 MAIN_CLASS = "com.hazelcast.core.server.HazelcastMemberStarter"
 # Shipped inside the package so an installed dita finds it; ops/hazelcast/member.yaml links here.
 DEFAULT_CONFIG = Path(__file__).resolve().with_name("member.yaml")
+# Members given a join list (a LocalCluster's); see LocalMember._join_options.
+JOIN_WAIT_SECONDS = 1
+NO_HEARTBEAT_SECONDS = 10
 
 _STARTED = re.compile(r"\bis STARTED\b")
+# Printed by every member on each change of the member list it sees.
+_MEMBERS = re.compile(r"\bMembers \{size:(\d+), ver:(\d+)\}")
 _PORT_BUSY = re.compile(r"already in use|BindException")
 _LOG_TAIL_LINES = 25
 _CHUNK = 256 * 1024
@@ -396,6 +404,9 @@ class LocalMember:
         ``run_dir()/member-<port>.log`` (appended to).
       detach: run the member in its own session so it outlives this
         process (the CLI's daemon mode); otherwise it is stopped at exit.
+      join: "host:port" of every member of the cluster this one forms with
+        others over TCP/IP (this one may be listed too); default empty: a
+        cluster of one with every discovery off. See LocalCluster.
     """
 
     def __init__(
@@ -412,6 +423,7 @@ class LocalMember:
         log: Log = print,
         log_file: StrPath | None = None,
         detach: bool = False,
+        join: Sequence[str] = (),
     ) -> None:
         self.port = port
         self.cluster_name = cluster_name
@@ -424,6 +436,7 @@ class LocalMember:
         self.log = log
         self.log_file = Path(log_file) if log_file is not None else default_log_file(port)
         self.detach = detach
+        self.join = tuple(join)
         self.startup_seconds: float | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
@@ -451,6 +464,10 @@ class LocalMember:
         """
         if self.is_running():
             return
+        self._await_start(self._begin_start(), timeout)
+
+    def _begin_start(self) -> float:
+        """Launches the member without waiting for it; returns when it began."""
         began = time.monotonic()
         java = resolve_java(self.java)
         config = _resolve_config(self.config)
@@ -459,9 +476,21 @@ class LocalMember:
         self.log(f"starting Hazelcast {self.version} member on {self.address} "
                  f"(cluster {self.cluster_name!r}, log {self.log_file})")  # fmt: skip
         self._launch(self._command(java, config, jars))
+        return began
+
+    def _await_start(self, began: float, timeout: float) -> None:
         self._wait_started(began + timeout, timeout)
         self.startup_seconds = time.monotonic() - began
         self.log(f"member up on {self.address} after {self.startup_seconds:.1f}s")
+
+    def cluster_size(self) -> int:
+        """How many members this member last said its cluster has (0 before it
+        said, or when it is not running): read from its log since its start."""
+        if not self.is_running():
+            return 0
+        seen = _MEMBERS.findall(self._log_since_start())
+        # The list with the highest version is the newest, whatever order lines landed in.
+        return int(max(seen, key=lambda m: int(m[1]))[0]) if seen else 0
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM, then SIGKILL if the member is still alive after timeout."""
@@ -525,10 +554,27 @@ class LocalMember:
             f"-Dhz.cluster-name={self.cluster_name}",
             f"-Dhz.network.port.port={self.port}",
             "-Dhazelcast.phone.home.enabled=false",
+            *self._join_options(),
             *self.jvm_options,
             "-cp",
             os.pathsep.join(str(jar) for jar in jars),
             MAIN_CLASS,
+        ]
+
+    def _join_options(self) -> list[str]:
+        if not self.join:
+            return []
+        return [
+            # member.yaml turns every discovery off; a join list turns on TCP/IP
+            # to exactly these addresses, so no other local member can merge in.
+            "-Dhz.network.join.tcp-ip.enabled=true",
+            f"-Dhz.network.join.tcp-ip.members={','.join(self.join)}",
+            # The master holds a join back this long to batch joiners (default 5 s);
+            # on loopback members that start together arrive within a second.
+            f"-Dhazelcast.wait.seconds.before.join={JOIN_WAIT_SECONDS}",
+            # A member that stops answering heartbeats is dropped after this
+            # (default 60 s): on loopback a silent member is a dead one.
+            f"-Dhazelcast.max.no.heartbeat.seconds={NO_HEARTBEAT_SECONDS}",
         ]
 
     def _launch(self, command: list[str]) -> None:
@@ -589,6 +635,126 @@ class LocalMember:
 
 
 _PARENT_DEATH = _ParentDeath()
+
+
+class LocalCluster:
+    """Several LocalMembers on 127.0.0.1 forming one cluster over TCP/IP.
+
+    Each member lists every member's address as its join list (see
+    LocalMember's `join`), so they find each other and nothing else. The
+    first member starts alone and becomes the master; the others are then
+    launched together and join it. The maps' backups (member.yaml: one
+    synchronous backup of every entry) keep every entry through the loss
+    of one member.
+
+      size: number of members, at least 2.
+      ports: their ports (default: free ones).
+      cluster_name: as for LocalMember; give each cluster a name of its own.
+      log_dir: where each member's log goes, as member-<port>.log
+        (default: LocalMember's default).
+      Any other keyword (heap, java, config, jvm_options, log, version,
+      cache_dir) is passed to every member.
+    """
+
+    def __init__(
+        self,
+        size: int = 3,
+        *,
+        ports: Sequence[int] | None = None,
+        cluster_name: str = DEFAULT_CLUSTER,
+        log_dir: StrPath | None = None,
+        **member_options: Any,
+    ) -> None:
+        if size < 2:
+            raise ValueError(f"size = {size}: a cluster of one is a LocalMember")
+        chosen = list(ports) if ports is not None else _free_ports(size)
+        if len(chosen) != size or len(set(chosen)) != size:
+            raise ValueError(f"ports = {chosen}: need {size} distinct ports")
+        self.cluster_name = cluster_name
+        join = [f"{HOST}:{port}" for port in chosen]
+        self.members = [
+            LocalMember(
+                port=port,
+                cluster_name=cluster_name,
+                join=join,
+                log_file=Path(log_dir) / f"member-{port}.log" if log_dir is not None else None,
+                **member_options,
+            )
+            for port in chosen
+        ]
+
+    @property
+    def addresses(self) -> list[str]:
+        return [member.address for member in self.members]
+
+    def start(self, timeout: float = 180.0) -> None:
+        """Starts every member and returns once each sees the whole cluster.
+
+        Raises what LocalMember.start raises, or MemberStartError when the
+        members run but have not formed one cluster within `timeout`; either
+        way no member is left running.
+        """
+        began = time.monotonic()
+        try:
+            first, *rest = self.members
+            first.start(timeout)
+            # Launched from this thread (the parent-death signal is tied to the
+            # thread that forks), then awaited together: their JVMs start side by side.
+            launched = [(member, member._begin_start()) for member in rest if not member.is_running()]
+            for member, member_began in launched:
+                member._await_start(member_began, max(timeout - (member_began - began), 1.0))
+            self.wait_size(len(self.members), max(timeout - (time.monotonic() - began), 1.0))
+        except BaseException:
+            self.stop()
+            raise
+
+    def wait_size(self, size: int, timeout: float = 60.0) -> None:
+        """Returns once every running member says the cluster has `size` members."""
+        deadline = time.monotonic() + timeout
+        while True:
+            running = [m for m in self.members if m.is_running()]
+            sizes = {m.address: m.cluster_size() for m in running}
+            if running and all(n == size for n in sizes.values()):
+                return
+            if time.monotonic() > deadline:
+                raise MemberStartError(
+                    f"cluster {self.cluster_name!r} did not reach {size} members within {timeout:.0f}s "
+                    f"(members report {sizes}; logs: {', '.join(str(m.log_file) for m in self.members)})"
+                )
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        for member in self.members:
+            member.stop()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"LocalCluster({self.cluster_name!r}, {self.members})"
+
+
+def _free_ports(count: int) -> list[int]:
+    # Bound all at once, so the OS cannot hand out the same port twice.
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.bind((HOST, 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def _tail(text: str, lines: int = _LOG_TAIL_LINES) -> str:
