@@ -24,8 +24,8 @@ test: setup test-rust lint test-python
 
 test-rust:
 	# The binding is a Python extension (no libpython to link a test binary against): its
-	# behaviour is tested from Python; the kernel crate holds the Rust tests.
-	cargo test --manifest-path $(CARGO_MANIFEST) -p dita-kernel --quiet
+	# behaviour is tested from Python; the kernel and store crates hold the Rust tests.
+	cargo test --manifest-path $(CARGO_MANIFEST) -p dita-kernel -p dita-store --quiet
 	cargo clippy --manifest-path $(CARGO_MANIFEST) --all-targets --quiet -- -D warnings
 
 lint: setup

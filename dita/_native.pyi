@@ -19,19 +19,27 @@ from dita.enums import (
 
 _Time = datetime | float | int | str
 
+# "release" or "debug": how the native module was compiled.
+BUILD_PROFILE: str
+
 __all__ = [
+    "BUILD_PROFILE",
     "Kernel",
     "KernelIntent",
     "KernelOutcome",
     "KernelPanic",
     "KernelTransition",
+    "StoreUnreachable",
+    "StoreWriter",
     "TradeSlot",
     "VenueEvent",
     "VenueOrder",
     "_panic_for_test",
+    "_put_all_request_for_test",
 ]
 
 class KernelPanic(RuntimeError): ...
+class StoreUnreachable(RuntimeError): ...
 
 @final
 class KernelIntent:
@@ -382,3 +390,36 @@ class Kernel:
     def restore(data: bytes) -> Kernel: ...
 
 def _panic_for_test(message: str) -> None: ...
+
+@final
+class StoreWriter:
+    """Writes kernels' slot and account documents into Hazelcast maps from threads of its own."""
+
+    def __new__(
+        cls,
+        members: Sequence[str],
+        cluster_name: str,
+        *,
+        slots_map: str = "dita.slots",
+        accounts_map: str = "dita.accounts",
+        client_name: str = "dita-store",
+        client_version: str = "5.7.0",
+        connect_timeout: float = 5.0,
+        max_in_flight: int = 512,
+        ping_interval: float = 5.0,
+        answer_timeout: float = 10.0,
+    ) -> Self: ...
+    def submit(self, kernel: Kernel, kernel_id: str) -> int: ...
+    def flush(self, timeout: float) -> bool: ...
+    def stats(self) -> dict[str, Any]: ...
+    @property
+    def backlog(self) -> int: ...
+    @property
+    def connected(self) -> bool: ...
+    @property
+    def generation(self) -> int: ...
+    def close(self) -> None: ...
+
+def _put_all_request_for_test(
+    map_name: str, key: str, json: str, partition_count: int
+) -> tuple[int, bytes]: ...

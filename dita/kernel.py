@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from dita._native import Kernel
+from dita._native import Kernel, StoreWriter
 from dita.contracts import (
     KernelCommandType,
     KernelIntent,
@@ -321,6 +321,11 @@ class ExecutionKernel:
     def drain_documents(self) -> tuple[list[tuple[str, int, str]], tuple[int, str] | None]:
         """What changed since the last drain as JSON documents (for stores)."""
         return self._core.drain_documents(self._kernel_id)
+
+    def drain_into(self, writer: StoreWriter) -> int:
+        """Hands what changed since the last drain to a store writer (documents
+        built in Rust, never Python objects); returns how many there were."""
+        return writer.submit(self._core, self._kernel_id)
 
     def raise_versions(self, slot_versions: Mapping[int, int], account_version: int | None = None) -> None:
         """Lifts versions above those a store holds for this kernel id."""

@@ -1,11 +1,18 @@
 """Kernel state streamed into Hazelcast maps, beside the hot path.
 
-The kernel never calls this module. A background thread pulls what changed
-(JSON documents built in Rust) every `flush_interval`, keeps only the newest
-version of each key, and writes batches with `put_all`. While the cluster is
-unreachable nothing is written and the backlog holds at most one document per
-key; when a cluster answers again every key is written anew (it may be a new
-cluster that lost everything) and readers see the kernels converge.
+The kernel never calls this module. Every `flush_interval` a background
+thread hands what changed in each attached kernel to the native store writer
+(`dita._native.StoreWriter`): the documents are built and encoded in Rust and
+written by the writer's own threads, which pipeline `Map.putAll` requests and
+never hold the interpreter lock, so the kernel's thread and the writer do not
+take turns. While the cluster is unreachable nothing is written and the
+backlog holds at most one document per key; when a cluster answers again
+(it may be a new one that lost everything) every key is written anew and
+readers see the kernels converge.
+
+The Hazelcast client given to the projection carries the rest: each kernel's
+`dita.kernels` status entry (with its TTL), and reading the store when a
+kernel restarts under an id already there.
 """
 
 from __future__ import annotations
@@ -15,9 +22,10 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from dita._native import StoreUnreachable, StoreWriter
 from dita.projection.base import ACCOUNTS_MAP, KERNELS_MAP, SLOTS_MAP
 
 log = logging.getLogger("dita.projection")
@@ -33,7 +41,7 @@ class DocumentSource(Protocol):
     @property
     def kernel_id(self) -> str: ...
 
-    def drain_documents(self) -> tuple[list[tuple[str, int, str]], tuple[int, str] | None]: ...
+    def drain_into(self, writer: StoreWriter) -> int: ...
 
     def mark_all_changed(self) -> None: ...
 
@@ -86,27 +94,22 @@ def connect(
 
 @dataclass
 class ProjectionStats:
-    writes: int = 0
-    batches: int = 0
-    errors: int = 0
-    resyncs: int = 0
-    last_error: str = ""
-    last_write_at: float = 0.0
-    lag_ms: list[float] = field(default_factory=list)
+    """Failures of the status entries, which the Python client writes; the
+    writer's own counters come from `StoreWriter.stats()`."""
 
-    def as_dict(self, backlog: int) -> dict[str, Any]:
-        lags = sorted(self.lag_ms[-1000:])
-        return {
-            "writes": self.writes,
-            "batches": self.batches,
-            "errors": self.errors,
-            "resyncs": self.resyncs,
-            "backlog": backlog,
-            "last_error": self.last_error,
-            "last_write_at": self.last_write_at,
-            "lag_ms_p50": lags[len(lags) // 2] if lags else 0.0,
-            "lag_ms_max": lags[-1] if lags else 0.0,
-        }
+    status_errors: int = 0
+    last_status_error: str = ""
+
+
+def writer_target(client: Any) -> tuple[list[str], str]:
+    """The members and cluster name a client was configured with: the store
+    writer connects where the client does (through the same addresses, so a
+    path that cuts one cuts both)."""
+    config = getattr(client, "_config", None)
+    members = list(getattr(config, "cluster_members", None) or [])
+    if not members:
+        members = [f"{m.address.host}:{m.address.port}" for m in client.cluster_service.get_members()]
+    return members, str(getattr(config, "cluster_name", "dev"))
 
 
 class HazelcastProjection:
@@ -115,14 +118,17 @@ class HazelcastProjection:
     Keyword arguments:
         client: a connected `hazelcast.HazelcastClient` (not closed by `close()`);
             without one, a client is made from `members` and `cluster_name`
-            (and closed by `close()`).
+            (and closed by `close()`). The store writer connects to the members
+            the client was configured with.
         members: ["host:port", ...] (default ["127.0.0.1:5701"]).
         cluster_name: the cluster to join (default "dita").
-        flush_interval: seconds between two drains of the kernels (default 0.002).
+        flush_interval: seconds between two hand-overs of the kernels' changes (default 0.001).
         heartbeat_interval: seconds between two `dita.kernels` entries (default 1.0).
         status_ttl: seconds a `dita.kernels` entry lives without a new beat (default 10.0).
-        write_timeout: seconds to wait for one batch before counting it failed (default 5.0).
-        connect_timeout: seconds to find a member when making the client (default 10.0).
+        write_timeout: seconds `flush`, `detach` and `close` wait for writes (default 5.0).
+        max_in_flight: `putAll` requests awaiting an answer before the writer holds
+            back and lets changes coalesce (default 512).
+        connect_timeout: seconds to find a member (default 10.0).
     """
 
     def __init__(
@@ -131,12 +137,15 @@ class HazelcastProjection:
         *,
         members: Sequence[str] = ("127.0.0.1:5701",),
         cluster_name: str = "dita",
-        flush_interval: float = 0.002,
+        flush_interval: float = 0.001,
         heartbeat_interval: float = 1.0,
         status_ttl: float = 10.0,
         write_timeout: float = 5.0,
+        max_in_flight: int = 512,
         connect_timeout: float = 10.0,
     ) -> None:
+        import hazelcast
+
         self._owns_client = client is None
         self.client = (
             client if client is not None else connect(members, cluster_name, connect_timeout=connect_timeout)
@@ -145,21 +154,30 @@ class HazelcastProjection:
         self.heartbeat_interval = heartbeat_interval
         self.status_ttl = status_ttl
         self.write_timeout = write_timeout
+        targets, cluster = writer_target(self.client)
+        try:
+            self.writer = StoreWriter(
+                targets,
+                cluster,
+                slots_map=SLOTS_MAP,
+                accounts_map=ACCOUNTS_MAP,
+                client_version=hazelcast.__version__,
+                connect_timeout=min(connect_timeout, 5.0),
+                max_in_flight=max_in_flight,
+            )
+        except StoreUnreachable as e:
+            if self._owns_client:
+                self.client.shutdown()
+            raise ProjectionError(f"the projection writer cannot reach cluster {cluster!r}: {e}") from None
         self._slots = self.client.get_map(SLOTS_MAP)
         self._accounts = self.client.get_map(ACCOUNTS_MAP)
         self._kernels = self.client.get_map(KERNELS_MAP)
         self._lock = threading.Lock()
-        self._sources: dict[str, DocumentSource] = {}
-        # key -> (version, json, drained_at): the newest unsent document per key
-        self._pending_slots: dict[str, tuple[int, str, float]] = {}
-        self._pending_accounts: dict[str, tuple[int, str, float]] = {}
-        self._written: dict[str, int] = {}
-        self._connected = threading.Event()
-        self._connected.set()
-        self._resync = threading.Event()
+        # kernel id -> (kernel, the writer generation it last submitted everything in)
+        self._sources: dict[str, tuple[DocumentSource, int]] = {}
+        self._client_connected = threading.Event()
+        self._client_connected.set()
         self._stop = threading.Event()
-        self._flushed = threading.Condition()
-        self._round = 0
         self.counters = ProjectionStats()
         self._last_beat = 0.0
         self.client.lifecycle_service.add_listener(self._on_lifecycle)
@@ -173,9 +191,9 @@ class HazelcastProjection:
         in the maps first lifts its versions above the documents there, so that
         readers see versions only grow (it then overwrites them all)."""
         self._raise_above_store(source)
-        with self._lock:
-            self._sources[source.kernel_id] = source
         source.mark_all_changed()
+        with self._lock:
+            self._sources[source.kernel_id] = (source, self.writer.generation)
         self._last_beat = 0.0
 
     def _raise_above_store(self, source: Any) -> None:
@@ -200,182 +218,118 @@ class HazelcastProjection:
     def detach(self, kernel_id: str) -> None:
         self.flush(self.write_timeout)
         with self._lock:
-            source = self._sources.pop(kernel_id, None)
-        if source is not None:
-            status = {**source.status(), "state": "STOPPED", "heartbeat_at": time.time()}
-            self._put_status(kernel_id, status)
+            entry = self._sources.pop(kernel_id, None)
+        if entry is not None:
+            status = {**entry[0].status(), "state": "STOPPED", "heartbeat_at": time.time()}
+            self._wait(self._send_status(kernel_id, status))
 
     def flush(self, timeout: float | None = None) -> None:
         """Returns once everything changed before the call is written, or after `timeout`."""
-        deadline = time.monotonic() + (self.write_timeout if timeout is None else timeout)
-        with self._flushed:
-            # Two rounds: the one running now may have drained before the call.
-            target = self._round + 2
-            while not self._stop.is_set() and (self._round < target or self.backlog()):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._flushed.wait(left)
+        self._hand_over()
+        self.writer.flush(self.write_timeout if timeout is None else timeout)
 
     def close(self) -> None:
         for kernel_id in list(self._sources):
             self.detach(kernel_id)
         self._stop.set()
         self._thread.join(timeout=self.write_timeout + 1)
+        self.writer.close()
         if self._owns_client:
             self.client.shutdown()
 
-    def stats_dict(self) -> dict[str, Any]:
-        return self.counters.as_dict(self.backlog())
-
     def stats(self) -> dict[str, Any]:
-        return self.stats_dict()
+        """writes, batches, errors, resyncs, backlog, in_flight, last_error,
+        last_write_at, lag_ms_p50, lag_ms_max, connected."""
+        s = self.writer.stats()
+        errors = int(s["errors"]) + self.counters.status_errors
+        last_error = s["last_error"] or self.counters.last_status_error
+        return {**s, "errors": errors, "last_error": last_error}
+
+    def stats_dict(self) -> dict[str, Any]:
+        return self.stats()
 
     def beat_now(self) -> None:
         """Publishes every kernel's `dita.kernels` entry at once (after a control
         change, so operators see it within milliseconds). It only sends: safe
         on the client's I/O thread, where the control listener calls it."""
-        if not self._connected.is_set():
+        if not self._client_connected.is_set():
             self._last_beat = 0.0
             return
-        with self._lock:
-            sources = list(self._sources.values())
-        for source in sources:
+        for source in self._attached():
             self._send_status(source.kernel_id, source.status()).add_done_callback(self._count_failure)
 
     def _count_failure(self, future: Any) -> None:
         if future.exception() is not None:
-            self.counters.errors += 1
-            self.counters.last_error = f"status: {future.exception()}"
+            self._count_error(f"status: {future.exception()}")
             self._last_beat = 0.0  # the next cycle tries again
 
+    def _count_error(self, message: str) -> None:
+        self.counters.status_errors += 1
+        self.counters.last_status_error = message
+
     def backlog(self) -> int:
-        with self._lock:
-            return len(self._pending_slots) + len(self._pending_accounts)
+        """Documents not yet acknowledged by the cluster (at most one per key)."""
+        return self.writer.backlog
 
     @property
     def connected(self) -> bool:
-        return self._connected.is_set()
+        return self.writer.connected
 
     # ----- the worker ------------------------------------------------------------------
+
+    def _attached(self) -> list[DocumentSource]:
+        with self._lock:
+            return [source for source, _ in self._sources.values()]
 
     def _on_lifecycle(self, state: str) -> None:
         # Runs on the client's I/O thread: only flip flags, never block.
         if state == "DISCONNECTED":
-            self._connected.clear()
+            self._client_connected.clear()
         elif state == "CONNECTED":
-            if not self._connected.is_set():
-                self._resync.set()
-            self._connected.set()
+            self._client_connected.set()
+            self._last_beat = 0.0
 
     def _run(self) -> None:
         while not self._stop.wait(self.flush_interval):
             try:
-                self._cycle()
+                self._hand_over()
+                if time.monotonic() - self._last_beat >= self.heartbeat_interval:
+                    self._last_beat = time.monotonic()
+                    self.beat_now()
             except Exception as e:  # never let the worker die; count and go on
-                self.counters.errors += 1
-                self.counters.last_error = f"{type(e).__name__}: {e}"
-                log.warning("projection cycle failed: %s", self.counters.last_error)
-            with self._flushed:
-                self._round += 1
-                self._flushed.notify_all()
-        try:
-            self._cycle()
-        except Exception as e:
-            log.warning("final projection flush failed: %s", e)
+                self._count_error(f"{type(e).__name__}: {e}")
+                log.warning("projection cycle failed: %s", self.counters.last_status_error)
 
-    def _cycle(self) -> None:
+    def _hand_over(self) -> None:
+        """Gives the writer what changed in every kernel; after the writer
+        reconnected (a new generation), everything each kernel holds."""
+        generation = self.writer.generation
         with self._lock:
-            sources = list(self._sources.values())
-        if self._resync.is_set() and self._connected.is_set():
-            self._resync.clear()
-            self.counters.resyncs += 1
-            self._written.clear()
-            for source in sources:
+            entries = list(self._sources.items())
+        for kernel_id, (source, seen) in entries:
+            if seen != generation:
                 source.mark_all_changed()
-            self._last_beat = 0.0
-        now = time.time()
-        for source in sources:
-            slots, account = source.drain_documents()
-            with self._lock:
-                for key, version, doc in slots:
-                    self._keep(self._pending_slots, key, version, doc, now)
-                if account is not None:
-                    self._keep(self._pending_accounts, source.kernel_id, account[0], account[1], now)
-        if not self._connected.is_set():
-            return
-        # Both maps in flight at once: one round trip per cycle, not two.
-        writes = [
-            self._send(self._slots, self._pending_slots),
-            self._send(self._accounts, self._pending_accounts),
-        ]
-        for write in writes:
-            if write is not None:
-                self._settle(*write)
-        if time.monotonic() - self._last_beat >= self.heartbeat_interval:
-            self._last_beat = time.monotonic()
-            for source in sources:
-                self._put_status(source.kernel_id, source.status())
-
-    def _keep(
-        self, pending: dict[str, tuple[int, str, float]], key: str, version: int, doc: str, at: float
-    ) -> None:
-        old = pending.get(key)
-        if old is None or old[0] <= version:
-            pending[key] = (version, doc, old[2] if old else at)
-
-    def _send(self, imap: Any, pending: dict[str, tuple[int, str, float]]) -> tuple[Any, Any, Any] | None:
-        from hazelcast.core import HazelcastJsonValue
-
-        with self._lock:
-            batch = {k: v for k, v in pending.items() if self._written.get(k, -1) < v[0]}
-            for k in list(pending):
-                if k not in batch:
-                    del pending[k]  # a stale version never replaces a newer written one
-        if not batch:
-            return None
-        return imap.put_all({k: HazelcastJsonValue(v[1]) for k, v in batch.items()}), batch, pending
-
-    def _settle(self, future: Any, batch: dict[str, tuple[int, str, float]], pending: dict[str, Any]) -> None:
-        if not self._wait(future):
-            return
-        now = time.time()
-        with self._lock:
-            for key, (version, _, drained_at) in batch.items():
-                self._written[key] = max(self._written.get(key, -1), version)
-                current = pending.get(key)
-                if current is not None and current[0] <= version:
-                    del pending[key]
-                self.counters.lag_ms.append((now - drained_at) * 1e3)
-            if len(self.counters.lag_ms) > 10_000:
-                del self.counters.lag_ms[:-1_000]
-        self.counters.writes += len(batch)
-        self.counters.batches += 1
-        self.counters.last_write_at = now
+                with self._lock:
+                    if kernel_id in self._sources:
+                        self._sources[kernel_id] = (source, generation)
+            source.drain_into(self.writer)
 
     def _wait(self, future: Any) -> bool:
         done = threading.Event()
         future.add_done_callback(lambda _f: done.set())
         if not done.wait(self.write_timeout):
-            self.counters.errors += 1
-            self.counters.last_error = f"write not acknowledged within {self.write_timeout:g} s"
+            self._count_error(f"status not acknowledged within {self.write_timeout:g} s")
             return False
         try:
             future.result()
         except Exception as e:
-            self.counters.errors += 1
-            self.counters.last_error = f"{type(e).__name__}: {e}"
+            self._count_error(f"status: {type(e).__name__}: {e}")
             return False
         return True
 
-    def _put_status(self, kernel_id: str, status: dict[str, Any]) -> None:
-        self._wait(self._send_status(kernel_id, status))
-
     def _send_status(self, kernel_id: str, status: dict[str, Any]) -> Any:
-        """Sends one `dita.kernels` entry with its TTL; returns the future, waits for nothing.
-        The backlog is read without the lock, so the I/O thread never waits on the worker."""
+        """Sends one `dita.kernels` entry with its TTL; returns the future, waits for nothing."""
         from hazelcast.core import HazelcastJsonValue
 
-        backlog = len(self._pending_slots) + len(self._pending_accounts)
-        doc = {**status, "projection": self.counters.as_dict(backlog)}
+        doc = {**status, "projection": self.stats()}
         return self._kernels.put(kernel_id, HazelcastJsonValue(json.dumps(doc)), ttl=self.status_ttl)

@@ -92,6 +92,28 @@ def test_projection_matches_the_kernel_and_kernels_keep_apart(cluster: Cluster, 
     assert stopped["state"] == "STOPPED"
 
 
+def test_every_document_is_found_by_its_key_from_another_client(cluster: Cluster, client: Any) -> None:
+    # The writer sends pre-encoded entries to the partitions it computes itself;
+    # a reader asking by key finds them only where its own client looks.
+    projection = HazelcastProjection(client)
+    kernel = ExecutionKernel(
+        max_slots=300, kernel_id="by-key", venue=MockVenueAdapter(), projection=projection
+    )
+    run_trades(kernel, 300, "k")
+    projection.flush(5.0)
+    reader = cluster.client()
+    try:
+        keys = [f"by-key:{i}" for i in range(kernel.max_slots)]
+        found = reader.get_map("dita.slots").blocking().get_all(keys)
+        versions = {k: json.loads(v.to_string())["version"] for k, v in found.items()}
+        assert versions == {f"by-key:{s.slot_id}": s.version for s in kernel.slots()}
+        account = reader.get_map("dita.accounts").blocking().get("by-key")
+        assert json.loads(account.to_string())["version"] == kernel.account["version"]
+    finally:
+        reader.shutdown()
+        projection.close()
+
+
 def test_documents_are_queryable_with_sql(cluster: Cluster, client: Any) -> None:
     projection = HazelcastProjection(client)
     kernel = ExecutionKernel(max_slots=2, kernel_id="sql-k", venue=MockVenueAdapter(), projection=projection)

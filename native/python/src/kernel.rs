@@ -14,7 +14,7 @@ type DrainedDocuments = (Vec<(String, u64, String)>, Option<(u64, String)>);
 
 #[pyclass(module = "dita._native", name = "Kernel")]
 pub struct PyKernel {
-    core: Kernel,
+    pub(crate) core: Kernel,
 }
 
 fn parse_enum<T>(field: &str, text: &str, parse: fn(&str) -> Option<T>, all: &[&str]) -> PyResult<T> {

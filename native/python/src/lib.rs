@@ -4,6 +4,7 @@
 mod contracts;
 mod convert;
 mod kernel;
+mod store;
 
 use pyo3::prelude::*;
 
@@ -22,6 +23,14 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<contracts::PySlot>()?;
     m.add_class::<contracts::PyTransition>()?;
     m.add_class::<contracts::PyOutcome>()?;
+    m.add_class::<store::PyStoreWriter>()?;
+    m.add("StoreUnreachable", m.py().get_type::<store::StoreUnreachable>())?;
+    m.add_function(wrap_pyfunction!(store::_put_all_request_for_test, m)?)?;
+    // Benchmarks refuse a debug build: it is 10x slower or worse.
+    m.add(
+        "BUILD_PROFILE",
+        if cfg!(debug_assertions) { "debug" } else { "release" },
+    )?;
     m.add("KernelPanic", m.py().get_type::<convert::KernelPanic>())?;
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
     Ok(())
