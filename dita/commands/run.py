@@ -114,11 +114,13 @@ def run_kernel(args: argparse.Namespace) -> int:
             )
     if core is not None and resumed is not None:
         print(_resume_line(args, core, resumed, client), flush=True)
+    projection = InMemoryProjection()
     if client is not None:
-        projection = HazelcastProjection(client)
-        where = f"Hazelcast cluster {args.cluster!r} at {args.hazelcast}"
-    else:
-        projection = InMemoryProjection()
+        try:
+            projection = HazelcastProjection(client)
+            where = f"Hazelcast cluster {args.cluster!r} at {args.hazelcast}"
+        except ProjectionError as e:
+            print(f"dita: {e}; running on the in-memory projection", file=sys.stderr, flush=True)
     kernel = ExecutionKernel(
         max_slots=args.slots,
         kernel_id=args.kernel_id,

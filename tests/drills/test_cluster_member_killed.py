@@ -116,13 +116,13 @@ def test_one_member_of_three_killed_under_load_loses_no_entry(tmp_path: Path) ->
             wait_until(lambda: versions(operator_client, still_keys) == expected, timeout=10)
 
             load.phase("kill")
-            writes_before = projection.counters.writes
+            writes_before = projection.stats()["writes"]
             killed_at = time.monotonic()
             victim.kill()
             cluster.wait_size(2, timeout=60)
             noticed_s = time.monotonic() - killed_at
             load.wait_calls("kill", 2_000)
-            wait_until(lambda: projection.counters.writes > writes_before + 100, timeout=30)
+            wait_until(lambda: projection.stats()["writes"] > writes_before + 100, timeout=30)
 
             load.phase("reduce only")
             flip = operator.set(mode="REDUCE_ONLY", reason="drill: a member died", wait=True, timeout=30)

@@ -68,7 +68,7 @@ def test_a_member_killed_under_load_loses_nothing_once_it_is_back(tmp_path: Path
         with contextlib.ExitStack() as running:
             running.callback(load.stop)
             load.wait_calls("before", 3_000)
-            wait_until(lambda: projection.counters.writes > 0, timeout=10)
+            wait_until(lambda: projection.stats()["writes"] > 0, timeout=10)
 
             load.phase("outage")
             member.kill()
@@ -82,7 +82,7 @@ def test_a_member_killed_under_load_loses_nothing_once_it_is_back(tmp_path: Path
 
             load.phase("after")
             # The projection noticed a new cluster and wrote every key anew.
-            wait_until(lambda: projection.counters.resyncs == 1, timeout=30)
+            wait_until(lambda: projection.stats()["resyncs"] == 1, timeout=30)
             load.wait_calls("after", 2_000)
 
         projection.flush(10.0)

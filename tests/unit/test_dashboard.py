@@ -19,7 +19,6 @@ from dita.commands.watch import Screen
 from dita.contracts import KernelIntent
 from dita.dashboard import Outage, Settings, clock, kernel_state, pnl, price, render, size
 from dita.kernel import ExecutionKernel
-from dita.projection.hazelcast import ProjectionStats
 from dita.projection.reader import ProjectionView
 from dita.venue import MockVenueAdapter
 
@@ -80,8 +79,22 @@ def documents(kernel: ExecutionKernel) -> tuple[list[dict[str, Any]], dict[str, 
 
 def status(kernel: ExecutionKernel, *, heartbeat_at: float = NOW - 0.4, **changes: Any) -> dict[str, Any]:
     """The kernel's `dita.kernels` entry as the projection writer sends it."""
-    stats = ProjectionStats(writes=40, batches=12, lag_ms=[2.0, 3.5, 9.0])
-    return {**kernel.status(), "heartbeat_at": heartbeat_at, "projection": stats.as_dict(3), **changes}
+    stats = {
+        "writes": 40,
+        "batches": 12,
+        "errors": 0,
+        "resyncs": 0,
+        "last_error": "",
+        "last_write_at": heartbeat_at,
+        "lag_ms_p50": 3.5,
+        "lag_ms_max": 9.0,
+        "backlog": 3,
+        "in_flight": 1,
+        "connected": True,
+        "generation": 0,
+        "partition_count": 271,
+    }
+    return {**kernel.status(), "heartbeat_at": heartbeat_at, "projection": stats, **changes}
 
 
 def view_of(*kernels: ExecutionKernel, read_at: float = NOW, **maps: Any) -> ProjectionView:

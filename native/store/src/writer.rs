@@ -3,16 +3,21 @@
 //! A caller submits documents (key, version, JSON) and returns at once; the
 //! writer keeps the newest unsent version of each key, sends what changed as
 //! `Map.putAll` requests, one per partition, without waiting for earlier
-//! answers, and books each answer as it arrives. Order per key holds because
-//! a key's writes all go to its partition over the one connection and a
-//! partition applies operations in arrival order; a version is sent only when
-//! it is newer than both what is in flight and what the cluster acknowledged.
+//! answers, and books each answer as it arrives.
+//!
+//! A key has at most one write in flight: its next version goes once the
+//! previous one is answered. Requests to different partitions need not apply
+//! in the order sent (a member forwarding a write to a member that dies
+//! retries it later on the new owner), so two writes of one key in flight at
+//! once could land newest first and leave the older one in the map.
 //!
 //! While no member answers, submitted documents coalesce (at most one per
 //! key) and the writer reconnects with a growing pause. Every new connection
 //! after the first starts a new *generation*: the cluster may have lost
 //! everything, so the writer forgets what it had written and its callers
-//! submit every key again.
+//! submit every key again; and once more after `settle`, in case a write of
+//! the lost connection was still being retried inside the cluster and landed
+//! after the rewrite.
 
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
@@ -47,6 +52,8 @@ pub struct Config {
     pub answer_timeout: Duration,
     /// The longest pause between two reconnection attempts.
     pub max_reconnect_pause: Duration,
+    /// After a reconnection, when everything is written a second time.
+    pub settle: Duration,
 }
 
 impl Config {
@@ -62,6 +69,7 @@ impl Config {
             ping_interval: Duration::from_secs(5),
             answer_timeout: Duration::from_secs(10),
             max_reconnect_pause: Duration::from_secs(1),
+            settle: Duration::from_secs(2),
         }
     }
 }
@@ -147,6 +155,8 @@ struct State {
     connected: bool,
     partition_count: u32,
     generation: u64,
+    /// When the second rewrite after a reconnection is due.
+    resettle_at: Option<Instant>,
     stop: bool,
     lags: VecDeque<f64>,
     stats: Stats,
@@ -187,12 +197,12 @@ impl State {
         }
     }
 
-    /// What is newer than both the acknowledged and the in-flight versions,
-    /// grouped by map and partition, as requests registered in flight.
+    /// Pending keys with no write in flight, grouped by map and partition, as
+    /// requests registered in flight.
     fn requests(&mut self, maps: &[String]) -> Vec<Request> {
         let mut groups: FxHashMap<(usize, u32), Vec<&Key>> = FxHashMap::default();
-        for (key, p) in &self.pending {
-            if self.in_flight.get(key).is_some_and(|&v| v >= p.version) {
+        for key in self.pending.keys() {
+            if self.in_flight.contains_key(key) {
                 continue;
             }
             groups
@@ -247,6 +257,12 @@ impl State {
             }
             self.lags.push_back((now - c.submitted_at) * 1e3);
         }
+    }
+
+    /// Forgets what was written, so callers submit every key again.
+    fn new_generation(&mut self) {
+        self.generation += 1;
+        self.written.clear();
     }
 
     /// The entries stay pending: the next round sends them again.
@@ -501,9 +517,9 @@ impl Shared {
             state.connected = true;
             state.partition_count = auth.partition_count;
             if again {
-                state.generation += 1;
+                state.new_generation();
                 state.stats.resyncs += 1;
-                state.written.clear();
+                state.resettle_at = Some(Instant::now() + self.config.settle);
             }
             state.link
         };
@@ -586,6 +602,10 @@ impl Shared {
                 drop(state);
                 stream = None;
                 continue;
+            }
+            if state.resettle_at.is_some_and(|at| Instant::now() >= at) {
+                state.resettle_at = None;
+                state.new_generation();
             }
             let stalled = state
                 .requests
