@@ -23,9 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrors(
         prog="dita",
         description=(
-            "dita: an execution kernel for trading strategies. "
-            "Run a kernel (dita run), steer every kernel's control (dita control); "
-            "`dita COMMAND --help` says more."
+            "dita: an execution kernel for trading strategies. Run a kernel (dita run), watch every "
+            "kernel in a cluster (dita watch), steer their mode and verbosity (dita control), run a "
+            "local Hazelcast member (dita member), measure (dita bench); `dita COMMAND --help` says more."
         ),
     )
     sub = parser.add_subparsers(dest="command", required=True)
