@@ -37,7 +37,7 @@ test-python: setup
 	$(PY) -m pytest -q
 
 bench: setup
-	$(PY) -m tests.bench.kernel_bench
+	$(VENV)/bin/dita bench $(ARGS)
 
 bench-rust:
 	cargo bench --manifest-path $(CARGO_MANIFEST) -p dita-kernel --bench kernel

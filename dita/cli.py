@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from dita.commands import control, member, run, watch
+from dita.commands import bench, control, member, run, watch
 
-SUBCOMMANDS = (run, control, watch, member)
+SUBCOMMANDS = (run, control, watch, member, bench)
 
 
 class OneLineErrors(argparse.ArgumentParser):

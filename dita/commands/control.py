@@ -69,7 +69,8 @@ def steer(args: argparse.Namespace) -> int:
         )
         if args.wait:
             print(
-                f"applied by {len(result.applied)} kernel(s) within {result.propagation_s * 1e3:.1f} ms of the write"
+                f"applied by {len(result.applied)} kernel(s) "
+                f"within {result.propagation_s * 1e3:.1f} ms of the write"
                 + (f"; NOT applied by: {', '.join(result.missing)}" if result.missing else "")
             )
             return 1 if result.missing else 0

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from dita._native import Kernel
 from dita.contracts import KernelIntent, VenueEvent
-from tests.model.reference import ReferenceKernel
+from dita.model.reference import ReferenceKernel
 from tests.property.test_kernel_vs_model import (
     N_SLOTS,
     PROFILE,

@@ -1,4 +1,4 @@
-"""The Rust kernel against the reference model (tests/model/reference.py).
+"""The Rust kernel against the reference model (dita/model/reference.py).
 
 A hypothesis state machine drives both with the same operations: valid and
 invalid intents, venue events for live, old and unknown orders (duplicates,
@@ -27,7 +27,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from dita._native import Kernel
 from dita.contracts import KernelIntent, VenueEvent
-from tests.model.reference import ENTRY_STAGES, EXIT_STAGES, VERBOSITIES, ReferenceKernel
+from dita.model.reference import ENTRY_STAGES, EXIT_STAGES, VERBOSITIES, ReferenceKernel
 
 N_SLOTS = 3
 ASSETS = ("BTC", "ETH")

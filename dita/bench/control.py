@@ -1,0 +1,186 @@
+"""Control propagation, on a loopback member of its own.
+
+Time from an operator's write of a control entry (the compare-and-set of the
+next rev) to every live kernel process reporting in `dita.kernels` that it
+applied that rev (and, as whole_set, the whole `set` call: reading the entry,
+the write, the history record, watching the kernels), for 1 and for 8 kernel
+processes. Each kernel process is `dita run` (the demo strategy trading
+against the mock venue five steps a second, as a kernel waiting on market
+data would, with its projection and control listener on).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import IO, Any
+
+from dita.bench.member import local_member
+from dita.bench.report import Log, Section, Table
+from dita.bench.timing import percentile
+from dita.controlplane.operator import ControlOperator
+from dita.projection.hazelcast import connect
+
+NAME = "control"
+TITLE = "Control propagation"
+CLUSTER = "dita-bench-control"
+KERNEL_COUNTS = (1, 8)
+
+
+@dataclass(frozen=True)
+class Plan:
+    flips: int  # mode flips per kernel count
+
+
+FULL = Plan(flips=100)
+QUICK = Plan(flips=5)
+
+
+@dataclass
+class KernelProcess:
+    kernel_id: str
+    proc: subprocess.Popen[bytes]
+    #: its stderr: a file, not a pipe nobody reads (which would fill and block the kernel)
+    log: IO[bytes]
+
+    def last_line(self) -> str:
+        self.log.seek(0)
+        lines = self.log.read().decode(errors="replace").strip().splitlines()
+        return lines[-1] if lines else "no output"
+
+
+def start_kernels(n: int, members: list[str], cluster: str, files: ExitStack) -> list[KernelProcess]:
+    # The person's own DITA_* settings (a metrics port, a start mode, a control
+    # key) must not change the kernels being measured.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DITA_")}
+    env.update({"DITA_HAZELCAST": ",".join(members), "DITA_CLUSTER": cluster})
+    started = []
+    for i in range(n):
+        kernel_id = f"cb-{n}-{i}"
+        log = files.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 - the stack closes it
+        command = [sys.executable, "-m", "dita.cli", "run", "--kernel-id", kernel_id, "--steps", "0"]
+        command += ["--duration", "900", "--interval", "0.2", "--slots", "8"]
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        started.append(KernelProcess(kernel_id, proc, log))
+    return started
+
+
+def stop_kernels(kernels: list[KernelProcess]) -> None:
+    for k in kernels:
+        if k.proc.poll() is None:
+            k.proc.send_signal(signal.SIGTERM)
+    for k in kernels:
+        try:
+            k.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            k.proc.kill()
+            k.proc.wait()
+
+
+def wait_running(client: Any, kernels: list[KernelProcess], timeout: float = 180) -> None:
+    statuses = client.get_map("dita.kernels").blocking()
+    ids = {k.kernel_id for k in kernels}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for k in kernels:
+            if k.proc.poll() is not None:
+                raise RuntimeError(
+                    f"kernel {k.kernel_id} (dita run) exited with {k.proc.returncode} before it ran: "
+                    f"{k.last_line()}"
+                )
+        up = {
+            str(key) for key, v in statuses.entry_set() if json.loads(v.to_string()).get("state") == "RUNNING"
+        }
+        if ids <= up:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"kernels did not report RUNNING within {timeout:g} s: {sorted(ids)}")
+
+
+def measure(client: Any, n: int, flips: int) -> dict[str, Any]:
+    operator = ControlOperator(client, author="dita-bench")
+    times, totals = [], []
+    for i in range(flips):
+        mode = "REDUCE_ONLY" if i % 2 == 0 else "ACTIVE"
+        t0 = time.perf_counter()
+        result = operator.set(mode=mode, reason=f"bench flip {i}", wait=True, timeout=10)
+        totals.append((time.perf_counter() - t0) * 1e3)
+        if len(result.applied) != n:
+            raise RuntimeError(f"flip {i}: applied by {result.applied}, missing {result.missing}")
+        times.append(result.propagation_s * 1e3)
+        time.sleep(0.05)
+    return {
+        "kernels": n,
+        "flips": flips,
+        "p50_ms": statistics.median(times),
+        "p99_ms": percentile(times, 0.99),
+        "max_ms": max(times),
+        "whole_set_p50_ms": statistics.median(totals),
+    }
+
+
+def run(quick: bool, log: Log) -> Section:
+    plan = QUICK if quick else FULL
+    results = []
+    with local_member(CLUSTER, log) as member:
+        members = [member.address]
+        client = connect(members, CLUSTER)
+        try:
+            for n in KERNEL_COUNTS:
+                log(f"control: starting {n} `dita run` kernel process(es)")
+                with ExitStack() as files:
+                    procs = start_kernels(n, members, CLUSTER, files)
+                    try:
+                        wait_running(client, procs)
+                        time.sleep(1.0)  # past the kernels' start-up work
+                        log(f"control: {plan.flips} mode flips to {n} kernel(s)")
+                        results.append(measure(client, n, plan.flips))
+                    finally:
+                        stop_kernels(procs)
+                # The next count's "every live kernel" must not wait for these.
+                client.get_map("dita.kernels").blocking().clear()
+        finally:
+            client.shutdown()
+    section = Section(
+        NAME,
+        TITLE,
+        "From an operator's write of a `dita.control` entry (the compare-and-set of the next rev, "
+        "through `ControlOperator.set(..., wait=True)`) to every kernel process reporting in "
+        "`dita.kernels` that it applied that rev. Each kernel is a `dita run` process on a loopback "
+        "member started for this benchmark, trading against the mock venue five steps a second with "
+        "its projection and control listener on. *Whole set* is the operator's whole call: reading the "
+        "entry, the write, the history record and watching the kernels.",
+    )
+    section.tables.append(
+        Table(
+            ("kernels", "flips", "p50 ms", "p99 ms", "max ms", "whole set p50 ms"),
+            [
+                [
+                    f"{r['kernels']}",
+                    f"{r['flips']}",
+                    f"{r['p50_ms']:.2f}",
+                    f"{r['p99_ms']:.2f}",
+                    f"{r['max_ms']:.2f}",
+                    f"{r['whole_set_p50_ms']:.2f}",
+                ]
+                for r in results
+            ],
+        )
+    )
+    one, many = results[0], results[-1]
+    section.ratio(
+        f"propagation to {many['kernels']} / to {one['kernels']} kernel (p50)", many["p50_ms"], one["p50_ms"]
+    )
+    section.ratio(
+        f"propagation to {many['kernels']} / to {one['kernels']} kernel (p99)", many["p99_ms"], one["p99_ms"]
+    )
+    section.data = {"plan": plan.__dict__, "results": results}
+    return section
