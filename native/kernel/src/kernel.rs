@@ -63,6 +63,47 @@ pub struct Documents {
     pub account: Option<(u64, String)>,
 }
 
+impl Documents {
+    /// Drained changes as store documents (see `Kernel::drain_documents`);
+    /// apart from the kernel, so a caller can build them without holding it.
+    pub fn of(changes: &Changes, kernel_id: &str, now: Timestamp) -> Documents {
+        Documents {
+            slots: changes
+                .slots
+                .iter()
+                .map(|s| {
+                    let key = format!("{kernel_id}:{}", s.slot_id);
+                    let json = document(kernel_id, &key, now, s);
+                    (key, s.version, json)
+                })
+                .collect(),
+            account: changes
+                .account
+                .as_ref()
+                .map(|a| (a.version, document(kernel_id, kernel_id, now, a))),
+        }
+    }
+}
+
+/// A store document: the body's fields beside the kernel id, key and write time.
+fn document<T: Serialize>(kernel_id: &str, key: &str, updated_at: Timestamp, body: &T) -> String {
+    #[derive(Serialize)]
+    struct Doc<'a, T: Serialize> {
+        kernel_id: &'a str,
+        key: &'a str,
+        updated_at: Timestamp,
+        #[serde(flatten)]
+        body: &'a T,
+    }
+    serde_json::to_string(&Doc {
+        kernel_id,
+        key,
+        updated_at,
+        body,
+    })
+    .expect("documents serialize")
+}
+
 #[derive(Serialize)]
 pub struct Snapshot<'a> {
     pub max_slots: usize,
@@ -282,39 +323,7 @@ impl Kernel {
     /// Like `drain_changes`, as JSON documents for a store: each carries the
     /// kernel id, its key, its version and when it was written.
     pub fn drain_documents(&mut self, kernel_id: &str, now: Timestamp) -> Documents {
-        #[derive(Serialize)]
-        struct Doc<'a, T: Serialize> {
-            kernel_id: &'a str,
-            key: String,
-            updated_at: Timestamp,
-            #[serde(flatten)]
-            body: &'a T,
-        }
-        let changes = self.drain_changes();
-        let slots = changes
-            .slots
-            .iter()
-            .map(|s| {
-                let key = format!("{kernel_id}:{}", s.slot_id);
-                let doc = Doc {
-                    kernel_id,
-                    key: key.clone(),
-                    updated_at: now,
-                    body: s,
-                };
-                (key, s.version, serde_json::to_string(&doc).expect("slots serialize"))
-            })
-            .collect();
-        let account = changes.account.map(|a| {
-            let doc = Doc {
-                kernel_id,
-                key: kernel_id.to_owned(),
-                updated_at: now,
-                body: &a,
-            };
-            (a.version, serde_json::to_string(&doc).expect("accounts serialize"))
-        });
-        Documents { slots, account }
+        Documents::of(&self.drain_changes(), kernel_id, now)
     }
 
     pub fn drain_changes(&mut self) -> Changes {

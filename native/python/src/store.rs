@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use dita_kernel::Timestamp;
+use dita_kernel::{Documents, Timestamp};
 use dita_store::{codec, Config, Document, Writer};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -86,22 +86,27 @@ impl PyStoreWriter {
     /// Drains what changed in `kernel` since its last drain and takes it to
     /// write; returns how many documents that was. Never waits for the cluster.
     fn submit(&self, py: Python<'_>, mut kernel: PyRefMut<'_, PyKernel>, kernel_id: &str) -> PyResult<usize> {
-        let drained = guard(|| kernel.core.drain_documents(kernel_id, Timestamp::now()))?;
+        // Only taking the changed slots needs the kernel (and the interpreter
+        // lock); their JSON is built while the kernel's thread runs on.
+        let changes = guard(|| kernel.core.drain_changes())?;
         drop(kernel);
-        let slots = drained.slots.into_iter().map(|(key, version, json)| Document {
-            map: SLOTS,
-            key,
-            version,
-            json,
-        });
-        let account = drained.account.map(|(version, json)| Document {
-            map: ACCOUNTS,
-            key: kernel_id.to_owned(),
-            version,
-            json,
-        });
-        let documents: Vec<Document> = slots.chain(account).collect();
-        Ok(py.allow_threads(|| self.writer.submit(documents)))
+        let now = Timestamp::now();
+        Ok(py.allow_threads(|| {
+            let drained = Documents::of(&changes, kernel_id, now);
+            let slots = drained.slots.into_iter().map(|(key, version, json)| Document {
+                map: SLOTS,
+                key,
+                version,
+                json,
+            });
+            let account = drained.account.map(|(version, json)| Document {
+                map: ACCOUNTS,
+                key: kernel_id.to_owned(),
+                version,
+                json,
+            });
+            self.writer.submit(slots.chain(account))
+        }))
     }
 
     /// Waits until everything submitted before the call is acknowledged;
