@@ -31,6 +31,7 @@ type Index = FxHashMap<Id, u32>;
 pub const DEFAULT_SEEN_CAPACITY: usize = 64;
 /// Slots one kernel may own; far above any strategy, and keeps ids in u32.
 pub const MAX_SLOTS: usize = 1 << 20;
+const UNLISTED: u32 = u32::MAX;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Control {
@@ -159,6 +160,9 @@ pub struct Kernel {
     client_index: Index,
     /// Slots holding a live (not free) trade, by asset: what a mark touches.
     asset_index: FxHashMap<Id, Vec<u32>>,
+    /// Where each slot sits in its asset's list (`UNLISTED` when it is in
+    /// none), so closing a trade leaves the list in constant time.
+    asset_pos: Vec<u32>,
     free: BTreeSet<u32>,
     control: Control,
     account: Account,
@@ -207,6 +211,7 @@ impl Kernel {
             venue_index: sized(),
             client_index: sized(),
             asset_index: FxHashMap::default(),
+            asset_pos: vec![UNLISTED; max_slots],
             free: (0..max_slots as u32).collect(),
             control: Control::default(),
             account: Account::default(),
@@ -423,8 +428,10 @@ impl Kernel {
             self.index_mut(kind).insert(id, i as u32);
         }
         let s = &self.slots[i];
-        if !s.is_free() {
-            self.asset_index.entry(s.asset.clone()).or_default().push(i as u32);
+        if !s.is_free() && self.asset_pos[i] == UNLISTED {
+            let list = self.asset_index.entry(s.asset.clone()).or_default();
+            self.asset_pos[i] = list.len() as u32;
+            list.push(i as u32);
         }
     }
 
@@ -439,12 +446,21 @@ impl Kernel {
     }
 
     fn unindex_asset(&mut self, i: usize) {
+        let pos = std::mem::replace(&mut self.asset_pos[i], UNLISTED);
+        if pos == UNLISTED {
+            return;
+        }
         let asset = &self.slots[i].asset;
-        if let Some(list) = self.asset_index.get_mut(asset) {
-            list.retain(|&j| j as usize != i);
-            if list.is_empty() {
-                self.asset_index.remove(asset);
-            }
+        let list = self
+            .asset_index
+            .get_mut(asset)
+            .expect("a listed slot's asset has a list");
+        list.swap_remove(pos as usize);
+        if let Some(&moved) = list.get(pos as usize) {
+            self.asset_pos[moved as usize] = pos;
+        }
+        if list.is_empty() {
+            self.asset_index.remove(asset);
         }
     }
 
@@ -1247,6 +1263,7 @@ impl Kernel {
         self.venue_index.clear();
         self.client_index.clear();
         self.asset_index.clear();
+        self.asset_pos.fill(UNLISTED);
         self.free.clear();
         for i in 0..self.slots.len() {
             self.index_slot(i);

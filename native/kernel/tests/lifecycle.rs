@@ -527,3 +527,30 @@ fn a_restart_adopts_a_newer_projected_account_and_refuses_a_bad_one_whole() {
     assert!(err.to_string().contains("k_fees_paid"), "{err}");
     assert_eq!(restarted.checkpoint(), before, "a refused adoption changes nothing");
 }
+
+#[test]
+fn marks_reach_exactly_the_live_trades_of_their_asset_after_closes_in_any_order() {
+    // Closing a trade takes its slot out of its asset's list in constant time
+    // (the last entry moves into its place); marks must still find every
+    // live trade of the asset, once, and none that closed.
+    let mut k = kernel(8);
+    for s in 0..6 {
+        open_position(&mut k, s, &format!("t{s}"), Side::Long, 1.0, 100.0);
+    }
+    for s in [1, 5, 0] {
+        let out = k.process_intent(&exit(s));
+        let cid = out.order.expect("an exit order").venue_client_id;
+        assert!(k.submitted(s, Timestamp(2)).accepted);
+        let closed = k.on_venue_event(&fill(&format!("x{s}"), &cid, EventKind::Fill, 100.0, 1.0));
+        assert_eq!(closed.state, Stage::Closed, "{closed:?}");
+    }
+    assert_eq!(k.mark_price("BTC-PERP", 110.0), Ok(3));
+    for s in 0..6 {
+        let expected = if [2, 3, 4].contains(&s) { 10.0 } else { 0.0 };
+        assert_eq!(k.slot(s).unwrap().unrealized_pnl, expected, "slot {s}");
+    }
+    open_position(&mut k, 1, "again", Side::Long, 1.0, 100.0);
+    assert_eq!(k.mark_price("BTC-PERP", 120.0), Ok(4));
+    let mut restored = Kernel::restore(&k.checkpoint()).unwrap();
+    assert_eq!(restored.mark_price("BTC-PERP", 130.0), Ok(4));
+}
