@@ -121,7 +121,7 @@ impl PyStoreWriter {
     }
 
     /// Counters: writes, batches, errors, resyncs, last_error, last_write_at,
-    /// lag_ms_p50, lag_ms_max, backlog, in_flight, connected, generation, partition_count.
+    /// lag_ms_p50, lag_ms_p99, lag_ms_max, backlog, in_flight, connected, generation, partition_count.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = py.allow_threads(|| self.writer.stats());
         let d = PyDict::new(py);
@@ -132,6 +132,7 @@ impl PyStoreWriter {
         d.set_item("last_error", s.last_error)?;
         d.set_item("last_write_at", s.last_write_at)?;
         d.set_item("lag_ms_p50", s.lag_ms_p50)?;
+        d.set_item("lag_ms_p99", s.lag_ms_p99)?;
         d.set_item("lag_ms_max", s.lag_ms_max)?;
         d.set_item("backlog", s.backlog)?;
         d.set_item("in_flight", s.in_flight)?;

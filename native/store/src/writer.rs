@@ -98,6 +98,7 @@ pub struct Stats {
     pub last_write_at: f64,
     /// Submission to acknowledgement, over the last 1,000 entries.
     pub lag_ms_p50: f64,
+    pub lag_ms_p99: f64,
     pub lag_ms_max: f64,
     /// Keys submitted and not yet acknowledged.
     pub backlog: usize,
@@ -457,6 +458,7 @@ impl Writer {
         lags.sort_by(f64::total_cmp);
         Stats {
             lag_ms_p50: lags.get(lags.len() / 2).copied().unwrap_or(0.0),
+            lag_ms_p99: lags.get(lags.len() * 99 / 100).copied().unwrap_or(0.0),
             lag_ms_max: lags.last().copied().unwrap_or(0.0),
             backlog: state.pending.len(),
             in_flight: state.requests.len(),
