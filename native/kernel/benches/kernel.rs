@@ -5,6 +5,9 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use dita_kernel::testkit::{apply, scenario, Step};
 use dita_kernel::Kernel;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn run(k: &mut Kernel, steps: &[Step]) {
     for step in steps {
         std::hint::black_box(apply(k, step));

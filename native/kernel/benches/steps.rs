@@ -12,6 +12,9 @@ use std::time::Instant;
 use dita_kernel::testkit::{apply, scenario};
 use dita_kernel::Kernel;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn percentile(sorted: &[u64], q: f64) -> u64 {
     sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
 }

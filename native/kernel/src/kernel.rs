@@ -903,7 +903,8 @@ impl Kernel {
             self.slots[i].is_free(),
             self.slots[i].fsm_state,
         );
-        let mut d = Details::default();
+        // Room for what an event's details can hold, so they never regrow.
+        let mut d = Details::with_capacity(6);
         let mut code = DiagnosticCode::Ok;
         if next == Next::Restore {
             match self.set_restore_point(i, None).expect("checked before applying") {
@@ -963,11 +964,6 @@ impl Kernel {
                 EventKind::Rejected => OrderStatus::Rejected,
                 EventKind::RateLimited => unreachable!("rate limits restore"),
             };
-            let close_reason = match role {
-                OrderRole::Entry => ev.kind.as_str().to_owned(),
-                OrderRole::Exit if order.reason.is_empty() => "EXIT".to_owned(),
-                OrderRole::Exit => order.reason.clone(),
-            };
             slot.fsm_state = match next {
                 Next::To(s) => s,
                 Next::Stay => slot.fsm_state,
@@ -985,7 +981,13 @@ impl Kernel {
             }
             if slot.fsm_state == Stage::Closed {
                 slot.closed = true;
-                slot.close_reason = close_reason;
+                slot.close_reason = match role {
+                    OrderRole::Entry => ev.kind.as_str().to_owned(),
+                    OrderRole::Exit => match slot.order(role).map(|o| o.reason.as_str()) {
+                        Some("") | None => "EXIT".to_owned(),
+                        Some(reason) => reason.to_owned(),
+                    },
+                };
                 slot.unrealized_pnl = 0.0;
                 d.set("close_reason", slot.close_reason.clone());
             }

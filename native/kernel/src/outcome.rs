@@ -74,6 +74,10 @@ impl Serialize for Detail {
 pub struct Details(pub Vec<(&'static str, Detail)>);
 
 impl Details {
+    pub fn with_capacity(n: usize) -> Details {
+        Details(Vec::with_capacity(n))
+    }
+
     pub fn with(mut self, key: &'static str, value: impl Into<Detail>) -> Self {
         self.set(key, value);
         self

@@ -8,6 +8,9 @@ mod store;
 
 use pyo3::prelude::*;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Panics inside a guarded call, to prove the panic boundary (tests only).
 #[pyfunction]
 fn _panic_for_test(message: &str) -> PyResult<()> {
