@@ -126,6 +126,9 @@ class HazelcastProjection:
         members: ["host:port", ...] (default ["127.0.0.1:5701"]).
         cluster_name: the cluster to join (default "dita").
         flush_interval: seconds between two hand-overs of the kernels' changes (default 0.001).
+        idle_interval: the longest pause between two looks at kernels that changed
+            nothing; the pause doubles from flush_interval while they stay quiet
+            (default 0.008).
         heartbeat_interval: seconds between two `dita.kernels` entries (default 1.0).
         status_ttl: seconds a `dita.kernels` entry lives without a new beat (default 10.0).
         write_timeout: seconds `flush`, `detach` and `close` wait for writes (default 5.0).
@@ -141,6 +144,7 @@ class HazelcastProjection:
         members: Sequence[str] = ("127.0.0.1:5701",),
         cluster_name: str = "dita",
         flush_interval: float = 0.001,
+        idle_interval: float = 0.008,
         heartbeat_interval: float = 1.0,
         status_ttl: float = 10.0,
         write_timeout: float = 5.0,
@@ -154,6 +158,7 @@ class HazelcastProjection:
             client if client is not None else connect(members, cluster_name, connect_timeout=connect_timeout)
         )
         self.flush_interval = flush_interval
+        self.idle_interval = max(idle_interval, flush_interval)
         self.heartbeat_interval = heartbeat_interval
         self.status_ttl = status_ttl
         self.write_timeout = write_timeout
@@ -297,13 +302,19 @@ class HazelcastProjection:
         while not self._stop.wait(pause):
             try:
                 began = time.thread_time()
-                self._hand_over()
-                # Handing over takes the interpreter lock from the kernel's
-                # thread; when many keys change at once, hand over less often
-                # (keeping this thread's own work under a tenth of a core) and
-                # let the kernel coalesce the changes in between. CPU time, not
-                # wall time: waiting for the lock is not work.
-                pause = max(self.flush_interval, HAND_OVER_SHARE * (time.thread_time() - began))
+                handed = self._hand_over()
+                if handed:
+                    # Handing over takes the interpreter lock from the kernel's
+                    # thread; when many keys change at once, hand over less often
+                    # (keeping this thread's own work under a tenth of a core) and
+                    # let the kernel coalesce the changes in between. CPU time, not
+                    # wall time: waiting for the lock is not work.
+                    pause = max(self.flush_interval, HAND_OVER_SHARE * (time.thread_time() - began))
+                else:
+                    # A quiet kernel is looked at less and less often, up to
+                    # idle_interval: waking a thousand times a second for nothing
+                    # costs every other thread of the machine its turn.
+                    pause = min(max(pause, self.flush_interval) * 2, self.idle_interval)
                 if time.monotonic() - self._last_beat >= self.heartbeat_interval:
                     self._last_beat = time.monotonic()
                     self.beat_now()
@@ -311,19 +322,22 @@ class HazelcastProjection:
                 self._count_error(f"{type(e).__name__}: {e}")
                 log.warning("projection cycle failed: %s", self.counters.last_status_error)
 
-    def _hand_over(self) -> None:
+    def _hand_over(self) -> int:
         """Gives the writer what changed in every kernel; after the writer
-        reconnected (a new generation), everything each kernel holds."""
+        reconnected (a new generation), everything each kernel holds.
+        Returns how many documents that was."""
         generation = self.writer.generation
         with self._lock:
             entries = list(self._sources.items())
+        handed = 0
         for kernel_id, (source, seen) in entries:
             if seen != generation:
                 source.mark_all_changed()
                 with self._lock:
                     if kernel_id in self._sources:
                         self._sources[kernel_id] = (source, generation)
-            source.drain_into(self.writer)
+            handed += source.drain_into(self.writer)
+        return handed
 
     def _wait(self, future: Any) -> bool:
         done = threading.Event()
