@@ -34,6 +34,37 @@ from dita.venue import MockVenueAdapter, VenueAdapter
 CallObserver = Callable[[str, KernelOutcome, float], None]
 
 
+def _out_of_range(error: OverflowError, name: str, value: Any) -> ValueError:
+    """The ValueError naming the argument that every other bad number gets, for
+    an int the binding cannot convert (it raises OverflowError, which `except
+    ValueError` would miss, and names no argument)."""
+    too_long = isinstance(value, int) and value.bit_length() > 128
+    shown = f"an int of {value.bit_length()} bits" if too_long else value
+    return ValueError(f"{name} = {shown}: {error}")
+
+
+def _float_overflows(value: Any) -> bool:
+    try:
+        float(value)
+    except OverflowError:
+        return True
+    except (TypeError, ValueError):
+        return False
+    return False
+
+
+def _first_float_overflow(error: OverflowError, **arguments: Any) -> ValueError:
+    name = next((n for n, v in arguments.items() if _float_overflows(v)), next(iter(arguments)))
+    return _out_of_range(error, name, arguments[name])
+
+
+def _order_fields(order: VenueOrder) -> dict[str, Any]:
+    if not isinstance(order, VenueOrder):
+        raise TypeError(f"order = {order!r}: must be a VenueOrder")
+    fields: dict[str, Any] = order.to_dict()
+    return fields
+
+
 class KernelSlotView:
     """One slot, read live from the kernel; assigning a field writes it through.
 
@@ -75,7 +106,10 @@ class KernelSlotView:
     def mark_price(self, price: float) -> None:
         """Marks this slot alone (`ExecutionKernel.mark_price` marks an asset)."""
         slot = self.snapshot()
-        unrealized = (1.0 if slot.side == "LONG" else -1.0) * (price - slot.entry_price) * slot.size
+        try:
+            unrealized = (1.0 if slot.side == "LONG" else -1.0) * (price - slot.entry_price) * slot.size
+        except OverflowError as e:
+            raise _out_of_range(e, "price", price) from None
         self._write(last_mark_price=price, unrealized_pnl=unrealized if slot.is_open() else 0.0)
 
     def consume_exit_leg(self) -> float:
@@ -86,10 +120,10 @@ class KernelSlotView:
         return ratio
 
     def attach_entry_order(self, order: VenueOrder) -> None:
-        self._write(active_entry_order=order.to_dict())
+        self._write(active_entry_order=_order_fields(order))
 
     def attach_exit_order(self, order: VenueOrder) -> None:
-        self._write(active_exit_order=order.to_dict())
+        self._write(active_exit_order=_order_fields(order))
 
     def __repr__(self) -> str:
         s = self.snapshot()
@@ -259,7 +293,10 @@ class ExecutionKernel:
 
     def mark_price(self, asset: str, price: float) -> int:
         """Marks every live trade of `asset`; returns how many slots it touched."""
-        return self._core.mark_price(asset, price)
+        try:
+            return self._core.mark_price(asset, price)
+        except OverflowError as e:
+            raise _out_of_range(e, "price", price) from None
 
     # ----- slots --------------------------------------------------------------------
 
@@ -288,7 +325,10 @@ class ExecutionKernel:
         return self._core.account()
 
     def set_seed_capital(self, seed: float) -> None:
-        self._core.set_seed_capital(seed)
+        try:
+            self._core.set_seed_capital(seed)
+        except OverflowError as e:
+            raise _out_of_range(e, "seed", seed) from None
 
     def set_exchange_config(self, config: Mapping[str, Any]) -> None:
         """Loads the fee schedule; keys (all optional, unset ones keep their value):
@@ -300,7 +340,11 @@ class ExecutionKernel:
         """Checks the fee model against one known fill: expected_fee, actual_fee,
         ratio, deviation_pct, calibration_status (OK < 1 %, WARN < 5 %, ERROR),
         calibration_ratio (moving average) and calibration_samples."""
-        return self._core.calibrate_fee(fill_price, fill_qty, actual_fee)
+        try:
+            return self._core.calibrate_fee(fill_price, fill_qty, actual_fee)
+        except OverflowError as e:
+            figures = {"fill_price": fill_price, "fill_qty": fill_qty, "actual_fee": actual_fee}
+            raise _first_float_overflow(e, **figures) from None
 
     def on_account_event(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """Applies FILL_SETTLED, ACCOUNT_UPDATE or FUNDING_FEE once per event id."""
@@ -329,7 +373,17 @@ class ExecutionKernel:
 
     def raise_versions(self, slot_versions: Mapping[int, int], account_version: int | None = None) -> None:
         """Lifts versions above those a store holds for this kernel id."""
-        self._core.raise_versions(dict(slot_versions), account_version)
+        floors = dict(slot_versions)
+        try:
+            self._core.raise_versions(floors, account_version)
+        except OverflowError as e:
+            # Slot ids are u32 and versions u64 in the kernel.
+            for k, v in floors.items():
+                if isinstance(k, int) and not 0 <= k < 2**32:
+                    raise _out_of_range(e, "slot_versions key", k) from None
+                if isinstance(v, int) and not 0 <= v < 2**64:
+                    raise _out_of_range(e, f"slot_versions[{k!r}]", v) from None
+            raise _out_of_range(e, "account_version", account_version) from None
 
     def mark_all_changed(self) -> None:
         """Makes the next drain return every slot and the account."""

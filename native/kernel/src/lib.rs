@@ -8,6 +8,7 @@
 
 pub mod account;
 pub mod error;
+pub mod invariants;
 pub mod kernel;
 pub mod lifecycle;
 pub mod messages;
