@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from dita.contracts import VenueOrder
+from dita.contracts import KernelIntent, VenueOrder
 from dita.kernel import ExecutionKernel
 from dita.venue.base import SilentVenue
 from tests.fuzz.boundary import BoundaryFuzz, boundary_settings
@@ -83,11 +83,6 @@ def _survives(code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (native/python): metadata nested 20,000 deep overflows the binding's stack and kills the "
-    "interpreter (SIGSEGV) while it converts the dict (pythonize into serde_json::Value, no depth limit)",
-)
 def test_deeply_nested_metadata_is_refused_not_a_crash() -> None:
     # In a child process: the crash kills the interpreter it happens in.
     child = _survives(
@@ -103,3 +98,26 @@ def test_deeply_nested_metadata_is_refused_not_a_crash() -> None:
         """
     )
     assert child.returncode == 0, f"the interpreter died (exit {child.returncode}): {child.stderr[-300:]}"
+    assert "refused:" in child.stdout and "metadata" in child.stdout, child.stdout
+
+
+def test_metadata_deeper_than_a_checkpoint_can_hold_is_refused_naming_it() -> None:
+    kernel = ExecutionKernel(max_slots=1, venue=SilentVenue())
+    before = kernel.checkpoint()
+    metadata: dict[str, object] = {}
+    for _ in range(33):
+        metadata = {"a": metadata}
+    out = kernel.process_intent(
+        KernelIntent(
+            action="ENTER",
+            slot_id=0,
+            trade_id="t",
+            asset="BTC",
+            side="LONG",
+            target_size=1.0,
+            metadata=metadata,
+        )
+    )
+    assert (out.accepted, out.diagnostic_code) == (False, "INVALID_INTENT")
+    assert out.details["field"] == "metadata" and "at most 32" in out.details["reason"]
+    assert kernel.checkpoint() == before

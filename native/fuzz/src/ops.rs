@@ -87,15 +87,10 @@ impl<'a> Choices<'a> {
 
     /// Any float: an edge, a small decimal or raw bits.
     fn number(&mut self) -> f64 {
-        let x = match self.byte() {
+        match self.byte() {
             0..=119 => self.pick(EDGES),
             120..=219 => f64::from(u16::from(self.byte()) << 8 | u16::from(self.byte())) / 100.0,
             _ => f64::from_bits(self.u64()),
-        };
-        if FIGURES_BEYOND_MAX_MAGNITUDE_FIXED || !(LARGEST_SAFE_FIGURE..=MAX_FIGURE).contains(&x.abs()) {
-            x
-        } else {
-            LARGEST_SAFE_FIGURE.copysign(x)
         }
     }
 
@@ -133,8 +128,8 @@ impl<'a> Choices<'a> {
                 4 => serde_json::json!(["a", 1, [2.5, {"b": null}]]),
                 5 => serde_json::Value::String("\u{1F980}".repeat(self.below(40))),
                 6 => nested(1 + self.below(64)),
-                _ if DEEP_METADATA_FIXED => nested(1000 + 8 * self.below(128)),
-                _ => nested(8),
+                // Past the kernel's limit (32 levels), which refuses it.
+                _ => nested(33 + self.below(100)),
             };
             m.insert(key, value);
         }
@@ -153,104 +148,23 @@ impl<'a> Choices<'a> {
         }
     }
 
-    /// A count as a projected document may carry it: any u64, below the ceiling while the bug stands.
+    /// A count as a projected document may carry it: any u64.
     fn counter(&mut self) -> u64 {
-        let v = self.u64();
-        if COUNTER_WRAP_FIXED {
-            v
-        } else {
-            v.min(VERSION_CEILING)
-        }
+        self.u64()
     }
 
     /// A version floor: small, near the current one, or far above it.
     fn version(&mut self, current: u64) -> u64 {
-        let v = match self.below(6) {
+        match self.below(6) {
             0 => 0,
             1 => current,
             2 => current.saturating_add(1 + self.below(4) as u64),
             3 => u64::MAX - 1,
             4 => u64::MAX,
             _ => self.u64(),
-        };
-        if COUNTER_WRAP_FIXED {
-            v
-        } else {
-            v.min(VERSION_CEILING)
         }
     }
 }
-
-// ----- known kernel bugs, steered around until fixed ------------------------------
-//
-// Each switch names the `#[ignore]`d test in native/kernel/tests/invariants.rs
-// that pins the bug; set it to true once that test passes.
-
-/// Known bug (tests/invariants.rs, `counters_at_the_top_of_u64_do_not_wrap`):
-/// a slot or account version, or the account's event_seq or
-/// calibration_samples (adopted from a projected account), at u64::MAX wraps
-/// to 0 on its next change (a panic under overflow checks). Until fixed, these
-/// stay below a ceiling no run can reach, so the fuzzer keeps looking past it.
-const COUNTER_WRAP_FIXED: bool = false;
-const VERSION_CEILING: u64 = u64::MAX / 2;
-
-/// Known bug (tests/invariants.rs, `one_order_id_on_both_orders_of_a_slot_is_refused`):
-/// `set_slot` and `reconcile_from_slots` accept a slot whose entry and exit
-/// orders carry the same order id, which the kernel's own event path refuses;
-/// the index then loses the id and the kernel can reach a checkpoint it will
-/// not restore. Until fixed, slots written back give their exit order ids of its own.
-const ONE_ID_FOR_BOTH_ORDERS_FIXED: bool = false;
-
-/// Known bug (tests/invariants.rs, `leverage_stays_finite_on_a_tiny_equity`):
-/// an equity just above zero (a subnormal seed capital, say) makes the
-/// account's leverage infinite, and its document carries null. Tolerated
-/// (leverage is checked last, so every other invariant still holds) until fixed.
-const INFINITE_LEVERAGE_FIXED: bool = false;
-
-/// Known bug (tests/invariants.rs, `a_kernel_restores_its_own_checkpoint_after_a_big_move`):
-/// prices and sizes are each accepted up to 1e15, but a slot whose PnL (their
-/// product) or size (intent plus fill tolerance) passes 1e15 is refused by
-/// restore, reconcile and set_slot, so the kernel can no longer restore its own
-/// checkpoint. Until fixed, accepted figures stay below the square root of 1e15,
-/// so no product of two passes it; figures beyond 1e15 (refused anyway) are kept.
-const FIGURES_BEYOND_MAX_MAGNITUDE_FIXED: bool = false;
-const LARGEST_SAFE_FIGURE: f64 = 3e7;
-const MAX_FIGURE: f64 = 1e15;
-
-/// Known bug (tests/invariants.rs, `a_calibration_against_a_tiny_expected_fee_keeps_k_finite`):
-/// `calibrate_fee` divides by the expected fee without bounding the ratio, so
-/// a tiny expected fee (tiny price, quantity or rate, each accepted) gives an
-/// infinite or huge calibration ratio, and the next predicted fee makes K
-/// infinite, then NaN. Until fixed, calibrations with a ratio beyond 1e6 are skipped.
-const UNBOUNDED_CALIBRATION_FIXED: bool = false;
-
-/// Known bug (tests/invariants.rs, `a_tiny_lot_step_keeps_fees_finite`): a
-/// lot_step or tick_size just above zero is accepted, and rounding a quantity
-/// or price to it overflows (value / step is infinite), so predicted fees and
-/// K become infinite or NaN. Until fixed, such configs are skipped.
-const TINY_STEPS_FIXED: bool = false;
-
-/// Known bug (tests/invariants.rs, `an_entry_cannot_overfill_on_a_big_initial_size`):
-/// the overfill allowance of a fill is the slot's tolerance, 1e-9 of its
-/// initial_size, not of the order's size. A slot written with an initial_size
-/// far above its entry order's lets a fill overfill the order; when the entry
-/// completes, initial_size becomes the size, the allowance shrinks, and the
-/// kernel holds a slot its own checks refuse (its checkpoint will not restore).
-/// Until fixed, slots written back keep initial_size near their entry order's.
-const TOLERANCE_FROM_INITIAL_SIZE_FIXED: bool = false;
-
-/// Known bug (tests/invariants.rs, `a_rollback_cannot_bring_back_a_trade_another_slot_holds`):
-/// an ENTER into a slot that held a trade keeps that trade id reserved for a
-/// rate-limit rollback, but set_slot and reconcile do not check the reservation:
-/// another slot may take the id, and the rollback then puts it in two slots.
-/// Until fixed, slots written back never take a trade id a rollback may bring back.
-const ROLLBACK_RESERVATION_FIXED: bool = false;
-
-/// Known bug (tests/invariants.rs, `deeply_nested_metadata_still_restores`):
-/// metadata nested past rmp_serde's depth limit (1024) is accepted with an
-/// intent, event or slot, but then the kernel's checkpoint does not restore.
-/// Until fixed, metadata nests at most 64 deep.
-const DEEP_METADATA_FIXED: bool = false;
 
 fn nested(depth: usize) -> serde_json::Value {
     (0..depth).fold(serde_json::Value::Null, |inner, _| serde_json::json!({ "a": inner }))
@@ -459,10 +373,7 @@ impl Run {
             panic!("{}", at("a refused call changed the kernel"));
         }
         if let Err(e) = invariants::check(&self.k) {
-            let known = !INFINITE_LEVERAGE_FIXED && e.starts_with("account leverage is");
-            if !known {
-                panic!("{}", at(&format!("kernel invariant broken: {e}")));
-            }
+            panic!("{}", at(&format!("kernel invariant broken: {e}")));
         }
         if let Err(e) = invariants::check_restores(&after) {
             panic!("{}", at(&format!("kernel invariant broken: {e}")));
@@ -557,10 +468,6 @@ impl Run {
                     }),
                     funding_interval_secs: c.chance(64).then(|| c.u64()),
                 };
-                let tiny = |step: Option<f64>| step.is_some_and(|s| s > 0.0 && s < 1e-250);
-                if !TINY_STEPS_FIXED && (tiny(update.lot_step) || tiny(update.tick_size)) {
-                    return Done::Accepted;
-                }
                 self.note(|| format!("set_exchange_config({update:?})"));
                 done(self.k.set_exchange_config(&update).is_ok())
             }
@@ -571,13 +478,6 @@ impl Run {
                 } else {
                     c.number()
                 };
-                let expected = self.k.account().exchange_config.fee(price, qty, OrderType::Market);
-                if !UNBOUNDED_CALIBRATION_FIXED
-                    && expected != 0.0
-                    && (fee / expected).abs().partial_cmp(&1e6) != Some(std::cmp::Ordering::Less)
-                {
-                    return Done::Accepted;
-                }
                 self.note(|| format!("calibrate_fee({price}, {qty}, {fee})"));
                 done(self.k.calibrate_fee(price, qty, fee).is_ok())
             }
@@ -662,13 +562,22 @@ impl Run {
                 let account = c.chance(100).then(|| c.version(self.k.account().version));
                 self.note(|| format!("raise_versions({floors:?}, {account:?})"));
                 self.k.raise_versions(&floors, account);
+                // Above the floor, or at the top of u64, where versions stop growing.
+                let lifted = |version: u64, floor: u64| version > floor || version == u64::MAX;
                 for &(slot, floor) in &floors {
                     if let Some(s) = self.k.slot(slot as usize) {
-                        assert!(s.version > floor, "slot {slot} version {} not above {floor}", s.version);
+                        assert!(
+                            lifted(s.version, floor),
+                            "slot {slot} version {} not above {floor}",
+                            s.version
+                        );
                     }
                 }
                 if let Some(floor) = account {
-                    assert!(self.k.account().version > floor, "account version not above {floor}");
+                    assert!(
+                        lifted(self.k.account().version, floor),
+                        "account version not above {floor}"
+                    );
                 }
                 Done::Accepted
             }
@@ -940,29 +849,14 @@ impl Run {
         for _ in 0..c.below(4) {
             self.mutate(c, &mut s);
         }
-        if !TOLERANCE_FROM_INITIAL_SIZE_FIXED {
-            if let Some(entry) = &s.active_entry_order {
-                s.initial_size = s.initial_size.min(entry.intended_size.max(1.0));
-            }
-        }
-        if !ROLLBACK_RESERVATION_FIXED
-            && self
+        if c.chance(32) {
+            // A trade another slot's pending request would bring back: refused.
+            let reserved = self
                 .rollback_trades()
-                .iter()
-                .any(|(j, trade)| *j != s.slot_id as usize && *trade == *s.trade_id)
-        {
-            s.trade_id = format!("{}'", s.trade_id).into();
-        }
-        if !ONE_ID_FOR_BOTH_ORDERS_FIXED {
-            if let (Some(entry), Some(exit)) = (&s.active_entry_order, &mut s.active_exit_order) {
-                for (mine, theirs) in [
-                    (&mut exit.venue_client_id, &entry.venue_client_id),
-                    (&mut exit.venue_order_id, &entry.venue_order_id),
-                ] {
-                    if !mine.is_empty() && mine == theirs {
-                        *mine = format!("{mine}'").into();
-                    }
-                }
+                .into_iter()
+                .find(|(j, _)| *j != s.slot_id as usize);
+            if let Some((_, trade)) = reserved {
+                s.trade_id = trade.into();
             }
         }
         s
@@ -1134,7 +1028,6 @@ impl Run {
         if let Ok(restored) = Kernel::restore(&bytes) {
             let broken = invariants::check(&restored)
                 .err()
-                .filter(|e| INFINITE_LEVERAGE_FIXED || !e.starts_with("account leverage is"))
                 .or_else(|| invariants::check_round_trip(&restored).err());
             if let Some(e) = broken {
                 panic!("a corrupted checkpoint restored into a broken kernel: {e}");

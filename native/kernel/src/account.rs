@@ -5,7 +5,7 @@ use std::collections::{HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{check_number, InputError, MAX_MAGNITUDE};
+use crate::error::{check_derived, check_number, InputError, MAX_DERIVED, MAX_MAGNITUDE};
 use crate::order::Id;
 use crate::outcome::Details;
 use crate::slot::Exposure;
@@ -54,12 +54,21 @@ pub struct ExchangeConfigUpdate {
 }
 
 fn round_to_step(value: f64, step: f64) -> f64 {
-    if step > 0.0 {
-        (value / step).round() * step
+    let rounded = (value / step).round() * step;
+    if step > 0.0 && rounded.is_finite() {
+        rounded
     } else {
         value
     }
 }
+
+/// The smallest lot step or tick size taken (0 means no rounding): below it
+/// a quotient by the step overflows long before any exchange's grid.
+pub const MIN_STEP: f64 = 1e-12;
+/// How far a calibration may put the fee model from the exchange's schedule,
+/// either way; beyond it the "expected" fee is noise (a price or size near
+/// zero), not a schedule to correct.
+pub const MAX_CALIBRATION_RATIO: f64 = 1e6;
 
 impl ExchangeConfig {
     /// The fee the exchange's schedule charges for one execution, before calibration.
@@ -88,7 +97,18 @@ impl ExchangeConfig {
                 }
             }
         };
-        let step = |field: &str, v: Option<f64>, old: f64| v.map_or(Ok(old), |v| check_number(field, v, 0.0, false));
+        let step = |field: &str, v: Option<f64>, old: f64| -> Result<f64, InputError> {
+            let Some(v) = v else { return Ok(old) };
+            let v = check_number(field, v, 0.0, false)?;
+            if v > 0.0 && v < MIN_STEP {
+                return Err(InputError::new(
+                    field,
+                    v,
+                    format!("must be 0 (no rounding) or at least {MIN_STEP:e}"),
+                ));
+            }
+            Ok(v)
+        };
         Ok(ExchangeConfig {
             taker_rate: rate("taker_rate", u.taker_rate, self.taker_rate)?,
             maker_rate: rate("maker_rate", u.maker_rate, self.maker_rate)?,
@@ -270,12 +290,20 @@ impl Account {
     /// projection: the account keeps its own, so a FILL_SETTLED for a fill made
     /// after the checkpoint settles as a fill it never predicted.
     pub fn adopt(&mut self, p: &ProjectedAccount) -> Result<(), InputError> {
-        let signed = |field: &str, v: f64| check_number(field, v, -MAX_MAGNITUDE, false);
+        // K figures sum the kernel's own results: bounded as derived figures.
+        let signed = |field: &str, v: f64| check_derived(field, v, -MAX_DERIVED);
         let seed = check_number("seed_capital", p.seed_capital, 0.0, false)?;
         let realized = signed("k_realized_pnl", p.k_realized_pnl)?;
         let fees = signed("k_fees_paid", p.k_fees_paid)?;
         let funding = signed("k_funding_net", p.k_funding_net)?;
-        let ratio = check_number("calibration_ratio", p.calibration_ratio, 0.0, true)?;
+        let ratio = check_number("calibration_ratio", p.calibration_ratio, -MAX_CALIBRATION_RATIO, false)?;
+        if ratio.abs() > MAX_CALIBRATION_RATIO {
+            return Err(InputError::new(
+                "calibration_ratio",
+                ratio,
+                format!("must be within ±{MAX_CALIBRATION_RATIO:e}"),
+            ));
+        }
         let exchange = if p.e_known {
             Some(ExchangeFigures {
                 wallet_balance: signed("e_wallet_balance", p.e_wallet_balance)?,
@@ -300,13 +328,13 @@ impl Account {
 
     pub fn set_seed_capital(&mut self, seed: f64) -> Result<(), InputError> {
         self.seed_capital = check_number("seed_capital", seed, 0.0, false)?;
-        self.version += 1;
+        self.version = self.version.saturating_add(1);
         Ok(())
     }
 
     pub fn set_config(&mut self, update: &ExchangeConfigUpdate) -> Result<(), InputError> {
         self.config = self.config.updated(update)?;
-        self.version += 1;
+        self.version = self.version.saturating_add(1);
         Ok(())
     }
 
@@ -319,7 +347,7 @@ impl Account {
         if self.pending_fees.len() > PENDING_FEE_CAPACITY {
             self.pending_fees.pop_front();
         }
-        self.version += 1;
+        self.version = self.version.saturating_add(1);
         fee
     }
 
@@ -336,6 +364,16 @@ impl Account {
             ));
         }
         let ratio = actual_fee / expected_fee;
+        if ratio.is_nan() || ratio.abs() > MAX_CALIBRATION_RATIO {
+            return Err(InputError::new(
+                "actual_fee",
+                actual_fee,
+                format!(
+                    "is {ratio:e} times the expected fee {expected_fee:e}: a calibration ratio beyond \
+                     ±{MAX_CALIBRATION_RATIO:e} does not correct a fee schedule"
+                ),
+            ));
+        }
         let deviation_pct = (ratio - 1.0).abs() * 100.0;
         let calibration_status = if deviation_pct < 1.0 {
             "OK"
@@ -349,8 +387,8 @@ impl Account {
         } else {
             CALIBRATION_ALPHA * ratio + (1.0 - CALIBRATION_ALPHA) * self.calibration_ratio
         };
-        self.calibration_samples += 1;
-        self.version += 1;
+        self.calibration_samples = self.calibration_samples.saturating_add(1);
+        self.version = self.version.saturating_add(1);
         Ok(Calibration {
             expected_fee,
             actual_fee,
@@ -455,8 +493,8 @@ impl Account {
         }
         self.seen_event_ids.push_back(event.event_id.clone());
         self.seen_lookup.insert(event.event_id.clone());
-        self.event_seq += 1;
-        self.version += 1;
+        self.event_seq = self.event_seq.saturating_add(1);
+        self.version = self.version.saturating_add(1);
         AccountAnswer {
             applied: true,
             diagnostic_code: DiagnosticCode::Ok,
@@ -530,7 +568,13 @@ impl Account {
             unrealized_pnl: exposure.unrealized,
             open_positions: exposure.open,
             open_notional: exposure.notional,
-            leverage: if equity > 0.0 { exposure.notional / equity } else { 0.0 },
+            // A tiny positive equity makes the quotient overflow: the largest
+            // finite figure says "enormous" and stays a JSON number.
+            leverage: if equity > 0.0 {
+                (exposure.notional / equity).min(f64::MAX)
+            } else {
+                0.0
+            },
             version: self.version,
         }
     }

@@ -59,3 +59,26 @@ fn refuse_number(field: &str, value: f64, min: f64, strict: bool) -> Result<f64,
 /// Far above any price, size or balance, yet small enough that products of
 /// two figures stay finite: a value past it is a unit or parsing mistake.
 pub const MAX_MAGNITUDE: f64 = 1e15;
+
+/// The bound on figures the kernel derives from accepted ones (PnL is a price
+/// difference times a size, a size a sum of fills): what its own calls can
+/// reach, with room to spare, so every state it reaches it also takes back.
+pub const MAX_DERIVED: f64 = 1e31;
+
+/// A derived figure: finite, at least `min`, within `MAX_DERIVED`.
+pub fn check_derived(field: &str, value: f64, min: f64) -> Result<f64, InputError> {
+    if !value.is_finite() {
+        return Err(InputError::new(field, value, "must be a finite number"));
+    }
+    if value < min {
+        return Err(InputError::new(field, value, format!("must be at least {min}")));
+    }
+    if value.abs() > MAX_DERIVED {
+        return Err(InputError::new(
+            field,
+            value,
+            format!("is beyond {MAX_DERIVED:e}, more than any sequence of accepted calls can reach"),
+        ));
+    }
+    Ok(value)
+}

@@ -96,17 +96,17 @@ fn check_slot(i: usize, s: &Slot) -> Result<(), String> {
     }
     for (role, o) in [("entry", &s.active_entry_order), ("exit", &s.active_exit_order)] {
         if let Some(o) = o {
-            check_order(&at(role), o, s.tolerance())?;
+            check_order(&at(role), o)?;
         }
     }
     Ok(())
 }
 
-fn check_order(what: &str, o: &Order, tolerance: f64) -> Result<(), String> {
+fn check_order(what: &str, o: &Order) -> Result<(), String> {
     non_negative(&format!("{what} intended_size"), o.intended_size)?;
     non_negative(&format!("{what} filled_size"), o.filled_size)?;
     non_negative(&format!("{what} average_fill_price"), o.average_fill_price)?;
-    if o.filled_size > o.intended_size + tolerance {
+    if o.filled_size > o.intended_size + o.tolerance() {
         return Err(format!(
             "{what} order filled {} of an intended {}",
             o.filled_size, o.intended_size
@@ -219,8 +219,6 @@ mod tests {
             filled_size: 1.5,
             ..Order::default()
         };
-        assert!(check_order("slot 0 entry", &o, 1e-9)
-            .unwrap_err()
-            .contains("filled 1.5"));
+        assert!(check_order("slot 0 entry", &o).unwrap_err().contains("filled 1.5"));
     }
 }

@@ -306,12 +306,12 @@ impl Kernel {
         for &(slot_id, floor) in slot_floors {
             let i = slot_id as usize;
             if i < self.slots.len() && self.slots[i].version <= floor {
-                self.slots[i].version = floor + 1;
+                self.slots[i].version = floor.saturating_add(1);
                 self.mark_dirty(i);
             }
         }
         if let Some(floor) = account_floor.filter(|&f| self.account.version <= f) {
-            self.account.version = floor + 1;
+            self.account.version = floor.saturating_add(1);
             self.account_dirty = true;
         }
     }
@@ -390,7 +390,7 @@ impl Kernel {
     /// After slot `i` changed: version, dirty set, free set and open figures.
     fn touched(&mut self, i: usize, before: Exposure, was_free: bool) {
         let slot = &mut self.slots[i];
-        slot.version += 1;
+        slot.version = slot.version.saturating_add(1);
         let now_free = slot.is_free();
         let after = slot.exposure();
         if was_free != now_free {
@@ -401,7 +401,7 @@ impl Kernel {
             }
         }
         if after != before {
-            self.account.version += 1;
+            self.account.version = self.account.version.saturating_add(1);
             self.account_dirty = true;
         }
         self.mark_dirty(i);
@@ -866,7 +866,7 @@ impl Kernel {
         let order = slot.order(role).expect("the role was found on this slot");
         let is_fill = matches!(ev.kind, EventKind::Fill | EventKind::PartialFill);
         // The tolerance covers the order's total, not each fill afresh.
-        if is_fill && order.filled_size + ev.size > order.intended_size + slot.tolerance() {
+        if is_fill && order.filled_size + ev.size > order.intended_size + order.tolerance() {
             let d = Details::default()
                 .with(
                     "reason",
@@ -1144,8 +1144,26 @@ impl Kernel {
                 ));
             }
         }
+        self.check_not_reserved(&slot, |_| true)?;
         self.replace_slot(slot);
         Ok(())
+    }
+
+    /// Refuses a slot whose trade another slot's pending request would bring
+    /// back on a rate limit (while `keeps(j)` says slot j keeps that request).
+    fn check_not_reserved(&self, slot: &Slot, keeps: impl Fn(usize) -> bool) -> Result<(), InputError> {
+        if slot.fsm_state == Stage::Idle {
+            return Ok(());
+        }
+        let i = slot.slot_id as usize;
+        match self.reserved.get(&slot.trade_id) {
+            Some(&j) if j as usize != i && keeps(j as usize) => Err(InputError::new(
+                "trade_id",
+                &*slot.trade_id,
+                format!("is reserved by slot {j}: its pending request brings it back if the venue rate-limits it"),
+            )),
+            _ => Ok(()),
+        }
     }
 
     fn replace_slot(&mut self, mut slot: Slot) {
@@ -1177,6 +1195,25 @@ impl Kernel {
         for s in slots {
             let i = s.slot_id as usize;
             given[i] = Some(s);
+        }
+        // A slot given as it is keeps its pending request, and the trade that
+        // request would bring back stays its own.
+        let unchanged = |j: usize| match &given[j] {
+            Some(s) => *s == self.slots[j],
+            None => self.slots[j] == Slot::empty(j as u32),
+        };
+        for s in given.iter().flatten() {
+            if let Err(e) = self.check_not_reserved(s, unchanged) {
+                let field = format!("slots[slot_id={}].{}", s.slot_id, e.field);
+                let e = InputError { field, ..e };
+                return Outcome::refused(
+                    DiagnosticCode::InvalidSlots,
+                    -1,
+                    &Id::default(),
+                    Stage::Idle,
+                    refusal(e),
+                );
+            }
         }
         let mut transitions = Vec::new();
         for (i, s) in given.into_iter().enumerate() {

@@ -46,6 +46,12 @@ impl Default for Order {
 }
 
 impl Order {
+    /// How far fills may pass `intended_size`: fills are floats, and a fill
+    /// rounding just past its order completes it rather than overfilling.
+    pub fn tolerance(&self) -> f64 {
+        crate::slot::SIZE_EPSILON * self.intended_size.max(1.0)
+    }
+
     pub fn remaining(&self) -> f64 {
         (self.intended_size - self.filled_size).max(0.0)
     }

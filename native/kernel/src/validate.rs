@@ -4,9 +4,9 @@ use std::collections::HashMap;
 
 use crate::order::Id;
 
-use crate::error::{check_number, InputError, MAX_MAGNITUDE};
+use crate::error::{check_derived, check_number, InputError, MAX_DERIVED};
 use crate::messages::{Intent, VenueEvent};
-use crate::order::Order;
+use crate::order::{Metadata, Order};
 use crate::slot::Slot;
 use crate::types::{Command, EventKind, OrderType, Side, Stage};
 
@@ -38,7 +38,33 @@ pub fn exit_leg_ratios(field: &str, ratios: &[f64]) -> Result<(), InputError> {
     Ok(())
 }
 
+/// How deep metadata may nest. A checkpoint is msgpack, whose reader stops
+/// at a depth limit; metadata deeper than this would be accepted and then
+/// make the kernel's own checkpoint unreadable.
+pub const MAX_METADATA_DEPTH: usize = 32;
+
+/// Metadata within `MAX_METADATA_DEPTH` (walked without recursion, however deep it is).
+pub fn metadata(field: &str, m: &Metadata) -> Result<(), InputError> {
+    let mut stack: Vec<(&serde_json::Value, usize)> = m.values().map(|v| (v, 1)).collect();
+    while let Some((v, depth)) = stack.pop() {
+        if depth > MAX_METADATA_DEPTH {
+            return Err(InputError::new(
+                field,
+                format!("nested {depth}+ deep"),
+                format!("must nest at most {MAX_METADATA_DEPTH} levels"),
+            ));
+        }
+        match v {
+            serde_json::Value::Array(items) => stack.extend(items.iter().map(|i| (i, depth + 1))),
+            serde_json::Value::Object(map) => stack.extend(map.values().map(|i| (i, depth + 1))),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 pub fn intent(intent: &Intent) -> Result<(), InputError> {
+    metadata("metadata", &intent.metadata)?;
     check_number("reference_price", intent.reference_price, 0.0, false)?;
     check_number("target_size", intent.target_size, 0.0, false)?;
     check_number("limit_price", intent.limit_price, 0.0, false)?;
@@ -89,13 +115,14 @@ pub fn event(event: &VenueEvent) -> Result<(), InputError> {
     Ok(())
 }
 
-fn order(field: &str, o: &Order, tolerance: f64) -> Result<(), InputError> {
+fn order(field: &str, o: &Order) -> Result<(), InputError> {
+    metadata(&format!("{field}.metadata"), &o.metadata)?;
     check_number(&format!("{field}.intended_size"), o.intended_size, 0.0, false)?;
     check_number(&format!("{field}.filled_size"), o.filled_size, 0.0, false)?;
     check_number(&format!("{field}.average_fill_price"), o.average_fill_price, 0.0, false)?;
-    // The same allowance the kernel grants a fill (Slot::tolerance), so every
+    // The same allowance the kernel grants a fill (Order::tolerance), so every
     // state the kernel reaches is one it accepts back.
-    if o.filled_size > o.intended_size + tolerance {
+    if o.filled_size > o.intended_size + o.tolerance() {
         return Err(InputError::new(
             format!("{field}.filled_size"),
             o.filled_size,
@@ -123,11 +150,11 @@ pub fn slot(s: &Slot, max_slots: usize, prefix: &str) -> Result<(), InputError> 
         ));
     }
     check_number(&f("entry_price"), s.entry_price, 0.0, false)?;
-    check_number(&f("size"), s.size, 0.0, false)?;
-    check_number(&f("initial_size"), s.initial_size, 0.0, false)?;
+    check_derived(&f("size"), s.size, 0.0)?;
+    check_derived(&f("initial_size"), s.initial_size, 0.0)?;
     check_number(&f("leverage"), s.leverage, 0.0, false)?;
-    check_number(&f("unrealized_pnl"), s.unrealized_pnl, -MAX_MAGNITUDE, false)?;
-    check_number(&f("realized_pnl"), s.realized_pnl, -MAX_MAGNITUDE, false)?;
+    check_derived(&f("unrealized_pnl"), s.unrealized_pnl, -MAX_DERIVED)?;
+    check_derived(&f("realized_pnl"), s.realized_pnl, -MAX_DERIVED)?;
     check_number(&f("last_mark_price"), s.last_mark_price, 0.0, false)?;
     exit_leg_ratios(&f("exit_leg_ratios"), &s.exit_leg_ratios)?;
     if s.active_leg_index as usize >= s.exit_leg_ratios.len() {
@@ -137,11 +164,27 @@ pub fn slot(s: &Slot, max_slots: usize, prefix: &str) -> Result<(), InputError> 
             format!("must be below the number of legs {}", s.exit_leg_ratios.len()),
         ));
     }
+    metadata(&f("metadata"), &s.metadata)?;
     if let Some(o) = &s.active_entry_order {
-        order(&f("active_entry_order"), o, s.tolerance())?;
+        order(&f("active_entry_order"), o)?;
     }
     if let Some(o) = &s.active_exit_order {
-        order(&f("active_exit_order"), o, s.tolerance())?;
+        order(&f("active_exit_order"), o)?;
+    }
+    if let (Some(entry), Some(exit)) = (&s.active_entry_order, &s.active_exit_order) {
+        // An order id maps to one order: the indices could not tell the two apart.
+        for (field, a, b) in [
+            ("venue_client_id", &entry.venue_client_id, &exit.venue_client_id),
+            ("venue_order_id", &entry.venue_order_id, &exit.venue_order_id),
+        ] {
+            if !a.is_empty() && a == b {
+                return Err(InputError::new(
+                    f(&format!("active_exit_order.{field}")),
+                    &**b,
+                    "is also the entry order's: an order id belongs to one order",
+                ));
+            }
+        }
     }
     let stage = s.fsm_state;
     if s.closed != (stage == Stage::Closed) {

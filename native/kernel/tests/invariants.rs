@@ -8,9 +8,8 @@
 //!
 //! PROPTEST_CASES sets how many inputs run (default 64, a few seconds in a debug build).
 //!
-//! The `#[ignore]`d tests at the end pin bugs this fuzzing found, each with its
-//! smallest repro; the interpreter steers around them (its `*_FIXED` switches)
-//! until they are fixed. Run them with `cargo test -- --ignored`.
+//! The tests at the end are regressions of bugs this fuzzing found, each with
+//! its smallest repro.
 
 #[allow(dead_code)]
 #[path = "../../fuzz/src/ops.rs"]
@@ -83,7 +82,7 @@ fn order(client: &str, venue: &str, intended: f64, filled: f64) -> Order {
     }
 }
 
-/// Bug: u64 counters at their top wrap to 0 on the next change (a panic under
+/// Was a bug: u64 counters at their top wrap to 0 on the next change (a panic under
 /// overflow checks): `raise_versions` computes floor + 1, every change adds 1 to
 /// a slot's or the account's version, and the account's event_seq and
 /// calibration_samples, which `adopt_account` takes from a projected document,
@@ -91,7 +90,6 @@ fn order(client: &str, venue: &str, intended: f64, filled: f64) -> Order {
 /// Repro: raise_versions(&[(0, u64::MAX)], None), or adopt_account with
 /// event_seq u64::MAX and then any account event.
 #[test]
-#[ignore = "bug: counters wrap at u64::MAX (kernel.rs raise_versions / touched, account.rs version, event_seq, calibration_samples)"]
 fn counters_at_the_top_of_u64_do_not_wrap() {
     let result = std::panic::catch_unwind(|| {
         let mut k = Kernel::new(2).unwrap();
@@ -159,7 +157,7 @@ fn funding(event_id: &str) -> account::AccountEvent {
     }
 }
 
-/// Bug: `set_slot` (and `reconcile_from_slots`, `restore`, through
+/// Was a bug: `set_slot` (and `reconcile_from_slots`, `restore`, through
 /// validate::slot_set, which skips ids repeated within one slot) accepts a
 /// slot whose entry and exit orders carry the same venue order id, a state
 /// the kernel's own event path refuses ("an order id maps to one order").
@@ -167,7 +165,6 @@ fn funding(event_id: &str) -> account::AccountEvent {
 /// order still holds it, another slot may take it, and the kernel's own
 /// checkpoint no longer restores.
 #[test]
-#[ignore = "bug: one order id on both orders of a slot is accepted (validate.rs slot_set / slot)"]
 fn one_order_id_on_both_orders_of_a_slot_is_refused() {
     let mut k = Kernel::new(2).unwrap();
     let shared = open_slot(
@@ -196,12 +193,11 @@ fn one_order_id_on_both_orders_of_a_slot_is_refused() {
     assert_eq!(invariants::check_with_round_trip(&k), Ok(()));
 }
 
-/// Bug: an equity just above zero makes the account's leverage (notional /
+/// Was a bug: an equity just above zero makes the account's leverage (notional /
 /// equity) infinite; the account document then carries `"leverage": null`,
 /// which projections/schemas/account.schema.json refuses (a number, at least 0).
 /// Repro: set_seed_capital(f64::MIN_POSITIVE), then hold any open position.
 #[test]
-#[ignore = "bug: leverage is infinite when equity is a tiny positive figure (account.rs view)"]
 fn leverage_stays_finite_on_a_tiny_equity() {
     let mut k = Kernel::new(1).unwrap();
     k.set_seed_capital(f64::MIN_POSITIVE).unwrap();
@@ -217,14 +213,13 @@ fn leverage_stays_finite_on_a_tiny_equity() {
     );
 }
 
-/// Bug: prices and sizes are each accepted up to MAX_MAGNITUDE (1e15), but
+/// Was a bug: prices and sizes are each accepted up to MAX_MAGNITUDE (1e15), but
 /// validate::slot refuses a slot whose unrealized or realized PnL (a product of
 /// the two) or whose size (a target plus the fill tolerance) passes 1e15. The
 /// kernel gets there by accepted calls, and then `restore` refuses its own
 /// checkpoint (a restart fails) and reconcile refuses its own projected slots.
 /// Repro: ENTER 2, FILL 2 at 1.0, mark_price at 1e15 (unrealized ~2e15).
 #[test]
-#[ignore = "bug: PnL or size beyond 1e15 reached by accepted calls is refused by restore (validate.rs slot)"]
 fn a_kernel_restores_its_own_checkpoint_after_a_big_move() {
     // Whichever way it is fixed (wider bounds on restore, or refusing the call
     // that would pass them), what the kernel accepts it must restore.
@@ -259,13 +254,12 @@ fn a_kernel_restores_its_own_checkpoint_after_a_big_move() {
     );
 }
 
-/// Bug: `calibrate_fee` takes ratio = actual_fee / expected_fee with no bound.
+/// Was a bug: `calibrate_fee` takes ratio = actual_fee / expected_fee with no bound.
 /// A tiny expected fee (a tiny price, quantity or rate, each accepted) gives an
 /// infinite ratio; the next fill's predicted fee is then infinite, so K is -inf,
 /// and a FILL_SETTLED for that fill makes it NaN (inf - inf).
 /// Repro: taker_rate 0.0005, calibrate_fee(1e-300, 1.0, 1e6), then any fill.
 #[test]
-#[ignore = "bug: calibration ratio unbounded, K becomes inf then NaN (account.rs calibrate_fee)"]
 fn a_calibration_against_a_tiny_expected_fee_keeps_k_finite() {
     let mut k = Kernel::new(1).unwrap();
     k.set_exchange_config(&ExchangeConfigUpdate {
@@ -303,7 +297,7 @@ fn a_calibration_against_a_tiny_expected_fee_keeps_k_finite() {
     assert_eq!(invariants::check(&k), Ok(()), "K {}", k.account().k_capital);
 }
 
-/// Bug: set_exchange_config accepts any lot_step or tick_size of at least 0,
+/// Was a bug: set_exchange_config accepts any lot_step or tick_size of at least 0,
 /// and ExchangeConfig::fee rounds with (value / step).round() * step. For a
 /// step just above zero the quotient overflows: a quantity rounds to inf, a
 /// price far below its tick to 0, and the predicted fee is inf or NaN (inf * 0),
@@ -311,7 +305,6 @@ fn a_calibration_against_a_tiny_expected_fee_keeps_k_finite() {
 /// ratio the same way.
 /// Repro: taker_rate 0.0005 and lot_step 5e-324, then any fill.
 #[test]
-#[ignore = "bug: a tiny lot_step or tick_size makes fees inf or NaN (account.rs round_to_step)"]
 fn a_tiny_lot_step_keeps_fees_finite() {
     let mut k = Kernel::new(1).unwrap();
     let config = ExchangeConfigUpdate {
@@ -335,7 +328,7 @@ fn a_tiny_lot_step_keeps_fees_finite() {
     );
 }
 
-/// Bug: a fill may pass its order's intended size by the slot's tolerance,
+/// Was a bug: a fill may pass its order's intended size by the slot's tolerance,
 /// SIZE_EPSILON × initial_size, and validate::order grants the same. A slot
 /// written (set_slot, reconcile) with an initial_size far above its entry
 /// order's intended size lets a fill overfill that order by much more than
@@ -345,7 +338,6 @@ fn a_tiny_lot_step_keeps_fees_finite() {
 /// Repro: set_slot(ENTRY_WORKING, initial_size 1e7, entry 0.25 of 0.5 filled),
 /// then a FILL of 0.255.
 #[test]
-#[ignore = "bug: overfill allowance scales with initial_size, not the order (kernel.rs on_venue_event, validate.rs order)"]
 fn an_entry_cannot_overfill_on_a_big_initial_size() {
     let mut k = Kernel::new(1).unwrap();
     let slot = Slot {
@@ -367,13 +359,12 @@ fn an_entry_cannot_overfill_on_a_big_initial_size() {
     );
 }
 
-/// Bug: an intent's (or event's, or slot's) metadata is taken at any depth,
+/// Was a bug: an intent's (or event's, or slot's) metadata is taken at any depth,
 /// and the checkpoint writes it, but `restore` reads msgpack with rmp_serde's
 /// default depth limit (1024): metadata nested past it makes the kernel's own
 /// checkpoint fail with "depth limit exceeded" (a restart fails).
 /// Repro: ENTER with metadata {"a": {"a": ... }} 1,100 deep, then restore(checkpoint()).
 #[test]
-#[ignore = "bug: metadata nested past the msgpack depth limit is accepted, then the checkpoint does not restore (kernel.rs restore, validate.rs intent)"]
 fn deeply_nested_metadata_still_restores() {
     // Debug builds recurse through nested values in big frames: room for them,
     // so the test is about the depth limit, not about this thread's stack.
@@ -398,7 +389,7 @@ fn deeply_nested_metadata_still_restores() {
     }
 }
 
-/// Bug: an ENTER into a slot holding a (closed) trade keeps that trade id
+/// Was a bug: an ENTER into a slot holding a (closed) trade keeps that trade id
 /// reserved, because a RATE_LIMITED answer rolls the slot back to it; ENTER
 /// checks the reservation, but set_slot and reconcile_from_slots do not. If
 /// another slot is written with that trade id meanwhile, the rollback puts the
@@ -407,7 +398,6 @@ fn deeply_nested_metadata_still_restores() {
 /// Repro: slot 0 holds t3 (closed); ENTER t9 into slot 0; set_slot(slot 3 with
 /// t3); RATE_LIMITED for t9's order.
 #[test]
-#[ignore = "bug: set_slot / reconcile ignore trade ids reserved for a rollback (kernel.rs set_slot, reconcile_from_slots)"]
 fn a_rollback_cannot_bring_back_a_trade_another_slot_holds() {
     let mut k = Kernel::new(4).unwrap();
     let closed = Slot {

@@ -8,7 +8,7 @@ use dita_kernel::{
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
-use pyo3::types::{PyDict, PyFloat, PyInt, PyString, PyTuple};
+use pyo3::types::{PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -36,8 +36,59 @@ pub fn guard<T>(f: impl FnOnce() -> T) -> PyResult<T> {
     })
 }
 
+/// How deep a Python object may nest on its way in: metadata's own limit
+/// plus the containers a slot puts around it (slot, order, metadata).
+const MAX_NESTING: usize = dita_kernel::validate::MAX_METADATA_DEPTH + 4;
+
+/// Refuses objects nested deeper than `MAX_NESTING` before they are converted:
+/// the conversion recurses once per level, and a deep enough object would
+/// overflow the stack and kill the interpreter. Walked without recursion.
+fn check_nesting<'py>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<()> {
+    // (object, depth, the top-level field it sits under)
+    let mut stack: Vec<(Bound<'py, PyAny>, usize, String)> = vec![(obj.clone(), 0, String::new())];
+    while let Some((o, depth, top)) = stack.pop() {
+        let children: Vec<(Bound<'py, PyAny>, Option<String>)> = if let Ok(d) = o.downcast::<PyDict>() {
+            d.iter()
+                .map(|(k, v)| (v, k.str().ok().map(|s| s.to_string())))
+                .collect()
+        } else if let Ok(l) = o.downcast::<PyList>() {
+            l.iter().map(|v| (v, None)).collect()
+        } else if let Ok(t) = o.downcast::<PyTuple>() {
+            t.iter().map(|v| (v, None)).collect()
+        } else {
+            continue;
+        };
+        if depth >= MAX_NESTING {
+            return Err(too_deep(what, &top));
+        }
+        for (v, key) in children {
+            let top = if depth == 0 {
+                key.unwrap_or_default()
+            } else {
+                top.clone()
+            };
+            stack.push((v, depth + 1, top));
+        }
+    }
+    Ok(())
+}
+
+#[cold]
+fn too_deep(what: &str, top: &str) -> PyErr {
+    let field = if top.is_empty() {
+        what.to_owned()
+    } else {
+        format!("{what}.{top}")
+    };
+    PyValueError::new_err(format!(
+        "{field}: nested more than {MAX_NESTING} levels deep: metadata may nest at most {} levels",
+        dita_kernel::validate::MAX_METADATA_DEPTH
+    ))
+}
+
 /// A dict (or keyword arguments) into a kernel type; the error names the field.
 pub fn from_py<T: DeserializeOwned>(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<T> {
+    check_nesting(obj, what)?;
     let mut de = pythonize::Depythonizer::from_object(obj);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
