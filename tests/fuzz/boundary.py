@@ -170,7 +170,7 @@ metadata = st.one_of(
             {"k": b"x"},
             nested(33),
             nested(60),
-            nested(5_000),
+            nested(200),
         ]
     ),
 )
