@@ -29,6 +29,10 @@ MAX_MAGNITUDE = 1e15
 SIZE_EPSILON = 1e-9
 #: Exit leg ratios must sum to 1 within this.
 RATIO_SUM_TOLERANCE = 1e-6
+#: A lot step or tick size is 0 (no rounding) or at least this.
+MIN_STEP = 1e-12
+#: A calibration further than this many times the expected fee is refused.
+MAX_CALIBRATION_RATIO = 1e6
 MAX_EXIT_LEGS = 64
 #: Account event ids remembered for idempotency.
 SEEN_ACCOUNT_EVENTS = 4096
@@ -190,6 +194,11 @@ class Order:
 
     def remaining(self) -> float:
         return max(self.intended_size - self.filled_size, 0.0)
+
+    def tolerance(self) -> float:
+        # A fill rounding just past its order completes it; the allowance is
+        # the order's, so a small exit leg of a big slot gets a small one.
+        return SIZE_EPSILON * max(self.intended_size, 1.0)
 
 
 @dataclass
@@ -414,7 +423,7 @@ class ReferenceKernel:
         for key in ("lot_step", "tick_size"):
             if update.get(key) is not None:
                 step = float(update[key])
-                if not number_ok(step, 0.0, strict=False):
+                if not number_ok(step, 0.0, strict=False) or 0.0 < step < MIN_STEP:
                     raise ModelError(f"{key} = {step}")
                 setattr(new, key, step)
         if update.get("funding_interval_secs") is not None:
@@ -431,6 +440,8 @@ class ReferenceKernel:
         if expected == 0.0:
             raise ModelError("the fee model predicts no fee")
         ratio = actual_fee / expected
+        if abs(ratio) > MAX_CALIBRATION_RATIO:
+            raise ModelError(f"ratio = {ratio}")
         deviation_pct = abs(ratio - 1.0) * 100.0
         status = "OK" if deviation_pct < 1.0 else "WARN" if deviation_pct < 5.0 else "ERROR"
         if a.calibration_samples == 0:
@@ -717,7 +728,7 @@ class ReferenceKernel:
             return self._refused("INVALID_TRANSITION", i, "")
         # DESIGN: a fill beyond the order's intended size is refused. The
         # tolerance applies to the order's total, not afresh to every fill.
-        if kind in FILL_KINDS and order.filled_size + ev.size > order.intended_size + slot.tolerance():
+        if kind in FILL_KINDS and order.filled_size + ev.size > order.intended_size + order.tolerance():
             return self._refused("OVERFILL", i, "")
         if next_stage == ROLL_BACK and self.rollbacks[i] is None:
             return self._refused("INVALID_TRANSITION", i, "")

@@ -774,3 +774,24 @@ def test_d10_overfill_tolerance_accumulates() -> None:
         event_op("p3", "PARTIAL_FILL", "A-E1", 9e-10),
     ]
     assert problems(ops) == []
+
+
+def test_d12_overfill_allowance_is_the_orders_not_the_slots() -> None:
+    # A 10-lot slot exits in two 5-lot legs: a fill 7e-9 past the first leg is
+    # within the slot's allowance (1e-8) but past the order's (5e-9), so it
+    # overfills; kernel and model both refuse it.
+    enter = enter_op(0, "A", size=10.0)
+    enter = Op("process_intent", {**enter.kwargs, "exit_leg_ratios": [0.5, 0.5]})
+    ops = [
+        enter,
+        submitted_op(0),
+        event_op("f", "FILL", "A-E1", 10.0),
+        exit_op(0),
+        submitted_op(0),
+        event_op("x", "PARTIAL_FILL", "A-X2", 5.0 + 7e-9),
+    ]
+    assert problems(ops) == []
+    kernel = Kernel(N_SLOTS)
+    for op in ops:
+        last = run(kernel, op)
+    assert last["diagnostic_code"] == "OVERFILL"
