@@ -326,6 +326,78 @@ impl Account {
         Ok(())
     }
 
+    /// Checks an account read back from a checkpoint, so that corrupted bytes
+    /// are refused rather than restored into a kernel whose K is NaN. The
+    /// bounds are those of the calls that set each figure; K figures that the
+    /// kernel sums itself need only be finite.
+    pub fn check_restored(&self) -> Result<(), InputError> {
+        let field = |name: &str| format!("checkpoint.account.{name}");
+        let finite = |name: &str, v: f64| {
+            if v.is_finite() {
+                Ok(())
+            } else {
+                Err(InputError::new(field(name), v, "must be a finite number"))
+            }
+        };
+        check_number(&field("seed_capital"), self.seed_capital, 0.0, false)?;
+        finite("k_realized_pnl", self.k_realized_pnl)?;
+        finite("k_fees_paid", self.k_fees_paid)?;
+        finite("k_funding_net", self.k_funding_net)?;
+        if let Some(e) = &self.exchange {
+            finite("exchange.wallet_balance", e.wallet_balance)?;
+            finite("exchange.available_margin", e.available_margin)?;
+            finite("exchange.used_margin", e.used_margin)?;
+            finite("exchange.maint_margin", e.maint_margin)?;
+        }
+        finite("calibration_ratio", self.calibration_ratio)?;
+        if self.calibration_ratio.abs() > MAX_CALIBRATION_RATIO {
+            return Err(InputError::new(
+                field("calibration_ratio"),
+                self.calibration_ratio,
+                format!("must be within ±{MAX_CALIBRATION_RATIO:e}"),
+            ));
+        }
+        let c = &self.config;
+        let as_update = ExchangeConfigUpdate {
+            taker_rate: Some(c.taker_rate),
+            maker_rate: Some(c.maker_rate),
+            lot_step: Some(c.lot_step),
+            tick_size: Some(c.tick_size),
+            funding_interval_secs: Some(c.funding_interval_secs),
+        };
+        ExchangeConfig::default()
+            .updated(&as_update)
+            .map_err(|e| InputError::new(field(&format!("config.{}", e.field)), e.value, e.reason))?;
+        if let Some((id, fee)) = self.pending_fees.iter().find(|(_, fee)| !fee.is_finite()) {
+            return Err(InputError::new(
+                field(&format!("pending_fees[{id}]")),
+                fee,
+                "must be a finite number",
+            ));
+        }
+        let distinct: HashSet<&str> = self.seen_event_ids.iter().map(String::as_str).collect();
+        if distinct.len() != self.seen_event_ids.len() {
+            return Err(InputError::new(
+                field("seen_event_ids"),
+                format!("{} entries", self.seen_event_ids.len()),
+                format!("repeat ids ({} distinct): each is remembered once", distinct.len()),
+            ));
+        }
+        for (name, len, cap) in [
+            ("pending_fees", self.pending_fees.len(), PENDING_FEE_CAPACITY),
+            ("seen_event_ids", self.seen_event_ids.len(), SEEN_ACCOUNT_EVENTS),
+        ] {
+            if len > cap {
+                return Err(InputError::new(
+                    field(name),
+                    format!("{len} entries"),
+                    format!("holds at most {cap}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn set_seed_capital(&mut self, seed: f64) -> Result<(), InputError> {
         self.seed_capital = check_number("seed_capital", seed, 0.0, false)?;
         self.version = self.version.saturating_add(1);

@@ -1283,6 +1283,15 @@ impl Kernel {
             ));
         }
         validate::slot_set(&cp.slots, n)?;
+        cp.account.check_restored()?;
+        for (i, point) in cp.before_request.iter().enumerate() {
+            let prefix = format!("checkpoint.before_request[{i}]");
+            match point {
+                Some(RestorePoint::Enter(slot)) => validate::slot(slot, n, &format!("{prefix}."))?,
+                Some(RestorePoint::Exit(Some(order))) => validate::order(&prefix, order)?,
+                Some(RestorePoint::Exit(None)) | None => {}
+            }
+        }
         let mut k = Kernel::with_seen_capacity(n, cp.seen_capacity)?;
         k.control = cp.control;
         k.order_seq = cp.order_seq;

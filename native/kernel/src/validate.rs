@@ -115,7 +115,7 @@ pub fn event(event: &VenueEvent) -> Result<(), InputError> {
     Ok(())
 }
 
-fn order(field: &str, o: &Order) -> Result<(), InputError> {
+pub fn order(field: &str, o: &Order) -> Result<(), InputError> {
     metadata(&format!("{field}.metadata"), &o.metadata)?;
     check_number(&format!("{field}.intended_size"), o.intended_size, 0.0, false)?;
     check_number(&format!("{field}.filled_size"), o.filled_size, 0.0, false)?;

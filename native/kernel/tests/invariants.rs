@@ -424,3 +424,24 @@ fn a_rollback_cannot_bring_back_a_trade_another_slot_holds() {
         "slot 3 took t3: {taken}; the rate limit rolled slot 0 back: {rolled_back}"
     );
 }
+
+/// Was a fuzz finding: `restore` checked a checkpoint's slots but took its
+/// account as it came, so corrupted bytes (calibration_ratio -inf) restored
+/// into a kernel whose next fill made K NaN.
+#[test]
+fn a_checkpoint_with_a_broken_account_is_refused_by_name() {
+    let bytes = Kernel::new(2).unwrap().checkpoint();
+    let key = b"calibration_ratio";
+    let at = bytes.windows(key.len()).position(|w| w == key).expect("named fields") + key.len();
+    for (bad, why) in [(f64::NEG_INFINITY, "finite"), (f64::NAN, "finite"), (2e6, "within")] {
+        let mut corrupted = bytes.clone();
+        assert_eq!(corrupted[at], 0xcb, "calibration_ratio is a msgpack f64");
+        corrupted[at + 1..at + 9].copy_from_slice(&bad.to_be_bytes());
+        let Err(e) = Kernel::restore(&corrupted) else {
+            panic!("a checkpoint with calibration_ratio {bad} restored");
+        };
+        assert_eq!(e.field, "checkpoint.account.calibration_ratio");
+        assert!(e.reason.contains(why), "{e}");
+    }
+    assert!(Kernel::restore(&bytes).is_ok());
+}
