@@ -18,7 +18,7 @@ use crate::account::{
 use crate::error::InputError;
 use crate::lifecycle::{self, Next, Trigger};
 use crate::messages::{Intent, VenueEvent};
-use crate::order::{Id, Order};
+use crate::order::{client_order_id, Id, Order};
 use crate::outcome::{Detail, Details, Outcome, Transition};
 use crate::slot::{Exposure, OrderRole, Slot};
 use crate::time::Timestamp;
@@ -647,7 +647,7 @@ impl Kernel {
         self.order_seq += 1;
         let order = Order {
             internal_trade_id: intent.trade_id.clone(),
-            venue_client_id: format!("{}-E{}", intent.trade_id, self.order_seq).into(),
+            venue_client_id: client_order_id(&intent.trade_id, "-E", self.order_seq),
             side: intent.side,
             order_type: intent.order_type,
             intended_size: intent.target_size,
@@ -677,7 +677,7 @@ impl Kernel {
         self.set_restore_point(i, Some(RestorePoint::Enter(Box::new(previous))));
         self.index_slot(i);
         self.touched(i, before, was_free);
-        let d = Details::default()
+        let d = Details::with_capacity(2)
             .with("target_size", intent.target_size)
             .with("venue_client_id", &order.venue_client_id);
         let t = self.transition(
@@ -713,7 +713,7 @@ impl Kernel {
         self.order_seq += 1;
         let order = Order {
             internal_trade_id: slot.trade_id.clone(),
-            venue_client_id: format!("{}-X{}", slot.trade_id, self.order_seq).into(),
+            venue_client_id: client_order_id(&slot.trade_id, "-X", self.order_seq),
             side: slot.side.opposite(),
             order_type: intent.order_type,
             intended_size: qty.min(slot.size),
@@ -732,7 +732,7 @@ impl Kernel {
         }
         self.set_restore_point(i, Some(RestorePoint::Exit(previous_exit)));
         self.touched(i, before, false);
-        let d = Details::default()
+        let d = Details::with_capacity(3)
             .with("exit_size", order.intended_size)
             .with("leg", self.slots[i].active_leg_index as i64)
             .with("venue_client_id", &order.venue_client_id);
@@ -763,7 +763,7 @@ impl Kernel {
         let order = order.clone();
         slot.last_event_time = Some(intent.timestamp);
         self.touched(i, before, false);
-        let d = Details::default().with("venue_client_id", &order.venue_client_id);
+        let d = Details::with_capacity(1).with("venue_client_id", &order.venue_client_id);
         self.accepted(i, DiagnosticCode::Ok, Vec::new(), d, Some(order))
     }
 
@@ -793,7 +793,7 @@ impl Kernel {
             self.slots[i].fsm_state = s;
         }
         self.touched(i, before, false);
-        let d = Details::default().with("venue_client_id", &client_id);
+        let d = Details::with_capacity(1).with("venue_client_id", &client_id);
         let none = Id::default();
         let transitions = if self.slots[i].fsm_state != stage {
             vec![self.transition(i, stage, "SUBMITTED", (&none, &none), at, d.clone())]

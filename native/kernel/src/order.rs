@@ -10,6 +10,27 @@ pub type Metadata = serde_json::Map<String, serde_json::Value>;
 /// indices, transitions and outcomes at once, and cloning it is a refcount.
 pub type Id = std::sync::Arc<str>;
 
+/// The client id of the kernel's `seq`-th order, `{trade}{tag}{seq}`
+/// (e.g. `T1-E7`). Built by hand: `format!` was a fifth of an ENTER or EXIT.
+pub fn client_order_id(trade: &str, tag: &str, seq: u64) -> Id {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = seq;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut id = String::with_capacity(trade.len() + tag.len() + digits.len() - at);
+    id.push_str(trade);
+    id.push_str(tag);
+    id.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
+    id.into()
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Order {
@@ -73,5 +94,18 @@ impl Order {
         let filled = self.filled_size + qty;
         self.average_fill_price = (self.average_fill_price * self.filled_size + price * qty) / filled;
         self.filled_size = filled;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_order_id;
+
+    #[test]
+    fn client_order_ids_read_as_trade_tag_and_sequence() {
+        for seq in [0, 7, 10, 1_234_567, u64::MAX] {
+            assert_eq!(&*client_order_id("T1", "-X", seq), format!("T1-X{seq}"));
+        }
+        assert_eq!(&*client_order_id("", "-E", 42), "-E42");
     }
 }
