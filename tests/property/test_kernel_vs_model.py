@@ -671,8 +671,12 @@ def _report_stats() -> Iterator[None]:
 # kernel and stays as a regression test.
 
 
-def enter_op(slot: int, trade: str, size: float = 1.0, asset: str = "BTC") -> Op:
+def enter_op(
+    slot: int, trade: str, size: float = 1.0, asset: str = "BTC", legs: list[float] | None = None
+) -> Op:
     kw = {"action": "ENTER", "slot_id": slot, "trade_id": trade, "asset": asset, "side": "LONG"}
+    if legs is not None:
+        kw["exit_leg_ratios"] = legs
     return Op("process_intent", {**kw, "target_size": size, "timestamp": 1.0})
 
 
@@ -780,10 +784,8 @@ def test_d12_overfill_allowance_is_the_orders_not_the_slots() -> None:
     # A 10-lot slot exits in two 5-lot legs: a fill 7e-9 past the first leg is
     # within the slot's allowance (1e-8) but past the order's (5e-9), so it
     # overfills; kernel and model both refuse it.
-    enter = enter_op(0, "A", size=10.0)
-    enter = Op("process_intent", {**enter.kwargs, "exit_leg_ratios": [0.5, 0.5]})
     ops = [
-        enter,
+        enter_op(0, "A", size=10.0, legs=[0.5, 0.5]),
         submitted_op(0),
         event_op("f", "FILL", "A-E1", 10.0),
         exit_op(0),

@@ -70,6 +70,19 @@ pub const MIN_STEP: f64 = 1e-12;
 /// zero), not a schedule to correct.
 pub const MAX_CALIBRATION_RATIO: f64 = 1e6;
 
+/// A calibration ratio the kernel keeps: finite and within ±`MAX_CALIBRATION_RATIO`.
+fn check_calibration_ratio(field: &str, ratio: f64) -> Result<f64, InputError> {
+    let ratio = check_number(field, ratio, -MAX_CALIBRATION_RATIO, false)?;
+    if ratio > MAX_CALIBRATION_RATIO {
+        return Err(InputError::new(
+            field,
+            ratio,
+            format!("must be within ±{MAX_CALIBRATION_RATIO:e}"),
+        ));
+    }
+    Ok(ratio)
+}
+
 impl ExchangeConfig {
     /// The fee the exchange's schedule charges for one execution, before calibration.
     pub fn fee(&self, price: f64, qty: f64, order_type: OrderType) -> f64 {
@@ -81,25 +94,31 @@ impl ExchangeConfig {
     }
 
     pub fn updated(&self, u: &ExchangeConfigUpdate) -> Result<ExchangeConfig, InputError> {
-        let rate = |field: &str, v: Option<f64>, old: f64| -> Result<f64, InputError> {
-            match v {
-                None => Ok(old),
-                Some(v) => {
-                    let v = check_number(field, v, 0.0, false)?;
-                    if v >= 1.0 {
-                        return Err(InputError::new(
-                            field,
-                            v,
-                            "is a fraction of notional (0.0005 = 0.05 %) and must be below 1",
-                        ));
-                    }
-                    Ok(v)
-                }
-            }
+        let new = ExchangeConfig {
+            taker_rate: u.taker_rate.unwrap_or(self.taker_rate),
+            maker_rate: u.maker_rate.unwrap_or(self.maker_rate),
+            lot_step: u.lot_step.unwrap_or(self.lot_step),
+            tick_size: u.tick_size.unwrap_or(self.tick_size),
+            funding_interval_secs: u.funding_interval_secs.unwrap_or(self.funding_interval_secs),
         };
-        let step = |field: &str, v: Option<f64>, old: f64| -> Result<f64, InputError> {
-            let Some(v) = v else { return Ok(old) };
-            let v = check_number(field, v, 0.0, false)?;
+        new.check()?;
+        Ok(new)
+    }
+
+    /// Rates are fractions below 1; steps are 0 (no rounding) or at least `MIN_STEP`.
+    pub fn check(&self) -> Result<(), InputError> {
+        for (field, v) in [("taker_rate", self.taker_rate), ("maker_rate", self.maker_rate)] {
+            check_number(field, v, 0.0, false)?;
+            if v >= 1.0 {
+                return Err(InputError::new(
+                    field,
+                    v,
+                    "is a fraction of notional (0.0005 = 0.05 %) and must be below 1",
+                ));
+            }
+        }
+        for (field, v) in [("lot_step", self.lot_step), ("tick_size", self.tick_size)] {
+            check_number(field, v, 0.0, false)?;
             if v > 0.0 && v < MIN_STEP {
                 return Err(InputError::new(
                     field,
@@ -107,15 +126,8 @@ impl ExchangeConfig {
                     format!("must be 0 (no rounding) or at least {MIN_STEP:e}"),
                 ));
             }
-            Ok(v)
-        };
-        Ok(ExchangeConfig {
-            taker_rate: rate("taker_rate", u.taker_rate, self.taker_rate)?,
-            maker_rate: rate("maker_rate", u.maker_rate, self.maker_rate)?,
-            lot_step: step("lot_step", u.lot_step, self.lot_step)?,
-            tick_size: step("tick_size", u.tick_size, self.tick_size)?,
-            funding_interval_secs: u.funding_interval_secs.unwrap_or(self.funding_interval_secs),
-        })
+        }
+        Ok(())
     }
 }
 
@@ -296,14 +308,7 @@ impl Account {
         let realized = signed("k_realized_pnl", p.k_realized_pnl)?;
         let fees = signed("k_fees_paid", p.k_fees_paid)?;
         let funding = signed("k_funding_net", p.k_funding_net)?;
-        let ratio = check_number("calibration_ratio", p.calibration_ratio, -MAX_CALIBRATION_RATIO, false)?;
-        if ratio.abs() > MAX_CALIBRATION_RATIO {
-            return Err(InputError::new(
-                "calibration_ratio",
-                ratio,
-                format!("must be within ±{MAX_CALIBRATION_RATIO:e}"),
-            ));
-        }
+        let ratio = check_calibration_ratio("calibration_ratio", p.calibration_ratio)?;
         let exchange = if p.e_known {
             Some(ExchangeFigures {
                 wallet_balance: signed("e_wallet_balance", p.e_wallet_balance)?,
@@ -349,24 +354,9 @@ impl Account {
             finite("exchange.used_margin", e.used_margin)?;
             finite("exchange.maint_margin", e.maint_margin)?;
         }
-        finite("calibration_ratio", self.calibration_ratio)?;
-        if self.calibration_ratio.abs() > MAX_CALIBRATION_RATIO {
-            return Err(InputError::new(
-                field("calibration_ratio"),
-                self.calibration_ratio,
-                format!("must be within ±{MAX_CALIBRATION_RATIO:e}"),
-            ));
-        }
-        let c = &self.config;
-        let as_update = ExchangeConfigUpdate {
-            taker_rate: Some(c.taker_rate),
-            maker_rate: Some(c.maker_rate),
-            lot_step: Some(c.lot_step),
-            tick_size: Some(c.tick_size),
-            funding_interval_secs: Some(c.funding_interval_secs),
-        };
-        ExchangeConfig::default()
-            .updated(&as_update)
+        check_calibration_ratio(&field("calibration_ratio"), self.calibration_ratio)?;
+        self.config
+            .check()
             .map_err(|e| InputError::new(field(&format!("config.{}", e.field)), e.value, e.reason))?;
         if let Some((id, fee)) = self.pending_fees.iter().find(|(_, fee)| !fee.is_finite()) {
             return Err(InputError::new(

@@ -1285,10 +1285,13 @@ impl Kernel {
         validate::slot_set(&cp.slots, n)?;
         cp.account.check_restored()?;
         for (i, point) in cp.before_request.iter().enumerate() {
-            let prefix = format!("checkpoint.before_request[{i}]");
             match point {
-                Some(RestorePoint::Enter(slot)) => validate::slot(slot, n, &format!("{prefix}."))?,
-                Some(RestorePoint::Exit(Some(order))) => validate::order(&prefix, order)?,
+                Some(RestorePoint::Enter(slot)) => {
+                    validate::slot(slot, n, &format!("checkpoint.before_request[{i}]."))?
+                }
+                Some(RestorePoint::Exit(Some(order))) => {
+                    validate::order(&format!("checkpoint.before_request[{i}]"), order)?
+                }
                 Some(RestorePoint::Exit(None)) | None => {}
             }
         }
