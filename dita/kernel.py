@@ -366,10 +366,11 @@ class ExecutionKernel:
         """What changed since the last drain as JSON documents (for stores)."""
         return self._core.drain_documents(self._kernel_id)
 
-    def drain_into(self, writer: StoreWriter) -> int:
-        """Hands what changed since the last drain to a store writer (documents
-        built in Rust, never Python objects); returns how many there were."""
-        return writer.submit(self._core, self._kernel_id)
+    def attach_to(self, writer: StoreWriter) -> None:
+        """From now on a store writer takes this kernel's changes as they happen,
+        from a thread of its own that never needs the interpreter lock
+        (documents built in Rust, never Python objects); everything first."""
+        writer.attach(self._core, self._kernel_id)
 
     def raise_versions(self, slot_versions: Mapping[int, int], account_version: int | None = None) -> None:
         """Lifts versions above those a store holds for this kernel id."""

@@ -1,11 +1,13 @@
 """Kernel state streamed into Hazelcast maps, beside the hot path.
 
-The kernel never calls this module. Every `flush_interval` a background
-thread hands what changed in each attached kernel to the native store writer
-(`dita._native.StoreWriter`): the documents are built and encoded in Rust and
-written by the writer's own threads, which pipeline `Map.putAll` requests and
-never hold the interpreter lock, so the kernel's thread and the writer do not
-take turns. While the cluster is unreachable nothing is written and the
+The kernel never calls this module. Each attached kernel is handed to the
+native store writer (`dita._native.StoreWriter`), whose feed thread takes
+what changed as soon as it changes (a kernel call wakes it when it sleeps)
+and, after a hand-over, pauses `flush_interval` so that further changes
+coalesce. The documents are built and encoded in Rust and written by the
+writer's own threads, which pipeline `Map.putAll` requests; none of them
+ever holds the interpreter lock, so the kernel's thread and the writer do
+not take turns. While the cluster is unreachable nothing is written and the
 backlog holds at most one document per key; when a cluster answers again
 (it may be a new one that lost everything) every key is written anew and
 readers see the kernels converge.
@@ -30,10 +32,6 @@ from dita.projection.base import ACCOUNTS_MAP, KERNELS_MAP, SLOTS_MAP
 
 log = logging.getLogger("dita.projection")
 
-#: Pause after a hand-over, as a multiple of the time it took.
-HAND_OVER_SHARE = 9.0
-
-
 class ProjectionError(RuntimeError):
     """The projection cannot reach or use its cluster."""
 
@@ -44,9 +42,7 @@ class DocumentSource(Protocol):
     @property
     def kernel_id(self) -> str: ...
 
-    def drain_into(self, writer: StoreWriter) -> int: ...
-
-    def mark_all_changed(self) -> None: ...
+    def attach_to(self, writer: StoreWriter) -> None: ...
 
     def status(self) -> dict[str, Any]: ...
 
@@ -125,10 +121,12 @@ class HazelcastProjection:
             the client was configured with.
         members: ["host:port", ...] (default ["127.0.0.1:5701"]).
         cluster_name: the cluster to join (default "dita").
-        flush_interval: seconds between two hand-overs of the kernels' changes (default 0.001).
-        idle_interval: the longest pause between two looks at kernels that changed
-            nothing; the pause doubles from flush_interval while they stay quiet
-            (default 0.008).
+        flush_interval: seconds the writer's feed pauses after handing over a
+            kernel's changes, so that changes arriving meanwhile go as one batch
+            (default 0.0005).
+        idle_interval: the longest the feed sleeps while no kernel changes; a
+            kernel call wakes it at once, this bounds how soon it notices a
+            reconnected writer with nothing changing (default 0.05).
         heartbeat_interval: seconds between two `dita.kernels` entries (default 1.0).
         status_ttl: seconds a `dita.kernels` entry lives without a new beat (default 10.0).
         write_timeout: seconds `flush`, `detach` and `close` wait for writes (default 5.0).
@@ -143,8 +141,8 @@ class HazelcastProjection:
         *,
         members: Sequence[str] = ("127.0.0.1:5701",),
         cluster_name: str = "dita",
-        flush_interval: float = 0.001,
-        idle_interval: float = 0.008,
+        flush_interval: float = 0.0005,
+        idle_interval: float = 0.05,
         heartbeat_interval: float = 1.0,
         status_ttl: float = 10.0,
         write_timeout: float = 5.0,
@@ -172,6 +170,8 @@ class HazelcastProjection:
                 client_version=hazelcast.__version__,
                 connect_timeout=min(connect_timeout, 5.0),
                 max_in_flight=max_in_flight,
+                gap=flush_interval,
+                idle=self.idle_interval,
             )
         except StoreUnreachable as e:
             if self._owns_client:
@@ -181,11 +181,11 @@ class HazelcastProjection:
         self._accounts = self.client.get_map(ACCOUNTS_MAP)
         self._kernels = self.client.get_map(KERNELS_MAP)
         self._lock = threading.Lock()
-        # kernel id -> (kernel, the writer generation it last submitted everything in)
-        self._sources: dict[str, tuple[DocumentSource, int]] = {}
+        self._sources: dict[str, DocumentSource] = {}
         self._client_connected = threading.Event()
         self._client_connected.set()
         self._stop = threading.Event()
+        self._kick = threading.Event()
         self.counters = ProjectionStats()
         self._last_beat = 0.0
         self.client.lifecycle_service.add_listener(self._on_lifecycle)
@@ -199,10 +199,10 @@ class HazelcastProjection:
         in the maps first lifts its versions above the documents there, so that
         readers see versions only grow (it then overwrites them all)."""
         self._raise_above_store(source)
-        source.mark_all_changed()
         with self._lock:
-            self._sources[source.kernel_id] = (source, self.writer.generation)
-        self._last_beat = 0.0
+            self._sources[source.kernel_id] = source
+        source.attach_to(self.writer)
+        self._beat_soon()
 
     def _raise_above_store(self, source: Any) -> None:
         raise_versions = getattr(source, "raise_versions", None)
@@ -226,20 +226,22 @@ class HazelcastProjection:
     def detach(self, kernel_id: str) -> None:
         self.flush(self.write_timeout)
         with self._lock:
-            entry = self._sources.pop(kernel_id, None)
-        if entry is not None:
-            status = {**entry[0].status(), "state": "STOPPED", "heartbeat_at": time.time()}
+            source = self._sources.pop(kernel_id, None)
+        self.writer.detach(kernel_id)
+        if source is not None:
+            status = {**source.status(), "state": "STOPPED", "heartbeat_at": time.time()}
             self._wait(self._send_status(kernel_id, status))
 
     def flush(self, timeout: float | None = None) -> None:
         """Returns once everything changed before the call is written, or after `timeout`."""
-        self._hand_over()
+        self.writer.drain()
         self.writer.flush(self.write_timeout if timeout is None else timeout)
 
     def close(self) -> None:
         for kernel_id in list(self._sources):
             self.detach(kernel_id)
         self._stop.set()
+        self._kick.set()
         self._thread.join(timeout=self.write_timeout + 1)
         self.writer.close()
         if self._owns_client:
@@ -261,15 +263,13 @@ class HazelcastProjection:
         change, so operators see it within milliseconds). It only sends: safe
         on the client's I/O thread, where the control listener calls it."""
         if not self._client_connected.is_set():
-            self._last_beat = 0.0
-            return
+            return  # reconnecting beats at once
         for source in self._attached():
             self._send_status(source.kernel_id, source.status()).add_done_callback(self._count_failure)
 
     def _count_failure(self, future: Any) -> None:
         if future.exception() is not None:
-            self._count_error(f"status: {future.exception()}")
-            self._last_beat = 0.0  # the next cycle tries again
+            self._count_error(f"status: {future.exception()}")  # the next beat tries again
 
     def _count_error(self, message: str) -> None:
         self.counters.status_errors += 1
@@ -287,7 +287,7 @@ class HazelcastProjection:
 
     def _attached(self) -> list[DocumentSource]:
         with self._lock:
-            return [source for source, _ in self._sources.values()]
+            return list(self._sources.values())
 
     def _on_lifecycle(self, state: str) -> None:
         # Runs on the client's I/O thread: only flip flags, never block.
@@ -295,49 +295,25 @@ class HazelcastProjection:
             self._client_connected.clear()
         elif state == "CONNECTED":
             self._client_connected.set()
-            self._last_beat = 0.0
+            self._beat_soon()
+
+    def _beat_soon(self) -> None:
+        self._last_beat = 0.0
+        self._kick.set()
 
     def _run(self) -> None:
-        pause = self.flush_interval
-        while not self._stop.wait(pause):
+        # The writer's feed moves the kernels' changes; this thread only beats.
+        while not self._stop.is_set():
+            self._kick.wait(max(0.0, self._last_beat + self.heartbeat_interval - time.monotonic()))
+            self._kick.clear()
+            if self._stop.is_set():
+                return
             try:
-                began = time.thread_time()
-                handed = self._hand_over()
-                if handed:
-                    # Handing over takes the interpreter lock from the kernel's
-                    # thread; when many keys change at once, hand over less often
-                    # (keeping this thread's own work under a tenth of a core) and
-                    # let the kernel coalesce the changes in between. CPU time, not
-                    # wall time: waiting for the lock is not work.
-                    pause = max(self.flush_interval, HAND_OVER_SHARE * (time.thread_time() - began))
-                else:
-                    # A quiet kernel is looked at less and less often, up to
-                    # idle_interval: waking a thousand times a second for nothing
-                    # costs every other thread of the machine its turn.
-                    pause = min(max(pause, self.flush_interval) * 2, self.idle_interval)
-                if time.monotonic() - self._last_beat >= self.heartbeat_interval:
-                    self._last_beat = time.monotonic()
-                    self.beat_now()
+                self._last_beat = time.monotonic()
+                self.beat_now()
             except Exception as e:  # never let the worker die; count and go on
                 self._count_error(f"{type(e).__name__}: {e}")
-                log.warning("projection cycle failed: %s", self.counters.last_status_error)
-
-    def _hand_over(self) -> int:
-        """Gives the writer what changed in every kernel; after the writer
-        reconnected (a new generation), everything each kernel holds.
-        Returns how many documents that was."""
-        generation = self.writer.generation
-        with self._lock:
-            entries = list(self._sources.items())
-        handed = 0
-        for kernel_id, (source, seen) in entries:
-            if seen != generation:
-                source.mark_all_changed()
-                with self._lock:
-                    if kernel_id in self._sources:
-                        self._sources[kernel_id] = (source, generation)
-            handed += source.drain_into(self.writer)
-        return handed
+                log.warning("projection heartbeat failed: %s", self.counters.last_status_error)
 
     def _wait(self, future: Any) -> bool:
         done = threading.Event()

@@ -180,12 +180,6 @@ class TcpForwarder:
 #: once descheduled for 338 ms while every other call stayed under 20 ms.
 NEVER_BLOCKED_S = 0.5
 
-#: JVM options for the drills' members: C1 only starts a member in about 4 s
-#: instead of 6 and burns less CPU beside the kernel while it starts; a
-#: member's peak speed does not matter here.
-MEMBER_JVM_OPTIONS = ("-XX:TieredStopAtLevel=1",)
-
-
 def require_java() -> None:
     """Drills start members of their own: without Java they skip, except under CI."""
     if shutil.which("java") is None:

@@ -30,7 +30,6 @@ from dita.projection.hazelcast import HazelcastProjection, connect
 from dita.venue import MockVenueAdapter
 from tests.conftest import wait_until
 from tests.drills.faults import (
-    MEMBER_JVM_OPTIONS,
     NEVER_BLOCKED_S,
     SteadyLoad,
     assert_maps_equal_kernel,
@@ -67,7 +66,7 @@ def test_one_member_of_three_killed_under_load_loses_no_entry(tmp_path: Path) ->
     require_java()
     name = f"drill-trio-{uuid.uuid4().hex[:8]}"
     cluster = LocalCluster(
-        3, cluster_name=name, log_dir=tmp_path, log=lambda _line: None, jvm_options=MEMBER_JVM_OPTIONS
+        3, cluster_name=name, log_dir=tmp_path, log=lambda _line: None
     )
     kid = "drill-trio"
     with contextlib.ExitStack() as cleanup:

@@ -32,7 +32,6 @@ from dita.projection.hazelcast import HazelcastProjection, connect
 from dita.venue import MockVenueAdapter
 from tests.conftest import wait_until
 from tests.drills.faults import (
-    MEMBER_JVM_OPTIONS,
     NEVER_BLOCKED_S,
     SteadyLoad,
     TcpForwarder,
@@ -57,7 +56,7 @@ def test_flips_made_while_a_kernel_is_cut_off_are_applied_when_it_reconnects(tmp
             # connection tries that address first: this one names the forwarder,
             # as a member behind NAT names its public address, so the kernel's
             # client cannot go round the cut.
-            jvm_options=[*MEMBER_JVM_OPTIONS, f"-Dhz.network.public-address={forwarder.address}"],
+            jvm_options=[f"-Dhz.network.public-address={forwarder.address}"],
         )  # fmt: skip
         member.start(timeout=180)
         cleanup.callback(member.stop)

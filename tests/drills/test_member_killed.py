@@ -25,7 +25,6 @@ from dita.projection.hazelcast import HazelcastProjection, connect
 from dita.venue import MockVenueAdapter
 from tests.conftest import wait_until
 from tests.drills.faults import (
-    MEMBER_JVM_OPTIONS,
     NEVER_BLOCKED_S,
     SteadyLoad,
     assert_maps_equal_kernel,
@@ -43,7 +42,6 @@ def test_a_member_killed_under_load_loses_nothing_once_it_is_back(tmp_path: Path
     name = f"drill-kill-{uuid.uuid4().hex[:8]}"
     member = LocalMember(
         port=find_free_port(), cluster_name=name, log_file=tmp_path / "member.log", log=lambda _line: None,
-        jvm_options=MEMBER_JVM_OPTIONS,
     )  # fmt: skip
     with contextlib.ExitStack() as cleanup:
         member.start(timeout=180)

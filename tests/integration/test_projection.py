@@ -92,6 +92,35 @@ def test_projection_matches_the_kernel_and_kernels_keep_apart(cluster: Cluster, 
     assert stopped["state"] == "STOPPED"
 
 
+def test_changes_stream_without_a_flush_and_a_detached_kernel_is_no_longer_written(
+    cluster: Cluster, client: Any
+) -> None:
+    """The writer's feed takes each change as it happens: a kernel that goes
+    quiet after one call still has that call in the map, with nobody flushing;
+    after detach, the kernel's later changes stay out of the map."""
+    # An idle feed sleeps for an hour unless a kernel call wakes it: only the
+    # call's own wake-up can bring its change to the map in time.
+    projection = HazelcastProjection(client, idle_interval=3600.0)
+    kernel = ExecutionKernel(max_slots=2, kernel_id="feed-a", venue=MockVenueAdapter(), projection=projection)
+    slots = client.get_map("dita.slots").blocking()
+
+    def version_in_map(key: str) -> int:
+        doc = slots.get(key)
+        return -1 if doc is None else int(json.loads(doc.to_string())["version"])
+
+    for step in range(3):
+        run_trades(kernel, 1, f"quiet{step}-")
+        want = kernel.slot(0).version
+        wait_until(lambda want=want: version_in_map("feed-a:0") == want)  # type: ignore[misc]
+    projection.detach("feed-a")
+    detached_at = kernel.slot(0).version
+    run_trades(kernel, 1, "after-detach-")
+    assert kernel.slot(0).version > detached_at
+    time.sleep(0.3)  # ample for a write that should not happen at all
+    assert version_in_map("feed-a:0") == detached_at
+    projection.close()
+
+
 def test_every_document_is_found_by_its_key_from_another_client(cluster: Cluster, client: Any) -> None:
     # The writer sends pre-encoded entries to the partitions it computes itself;
     # a reader asking by key finds them only where its own client looks.

@@ -1,7 +1,11 @@
 //! The kernel as a Python class: each method converts, calls the core, converts back.
 
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex, MutexGuard};
+
 use dita_kernel::account::{AccountEvent, ProjectedAccount};
 use dita_kernel::{Control, ExchangeConfigUpdate, Kernel, Mode, Slot, Verbosity};
+use dita_store::Wake;
 use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
@@ -14,7 +18,74 @@ type DrainedDocuments = (Vec<(String, u64, String)>, Option<(u64, String)>);
 
 #[pyclass(module = "dita._native", name = "Kernel")]
 pub struct PyKernel {
-    pub(crate) core: Kernel,
+    pub(crate) cell: Arc<KernelCell>,
+}
+
+/// The kernel behind a lock of its own, not only the interpreter's: a
+/// projection feed takes its changes from a thread that never holds the
+/// interpreter lock (see `dita_store::feed`). Uncontended, the lock costs a
+/// call two atomic operations.
+pub(crate) struct KernelCell(Mutex<Guarded>);
+
+pub(crate) struct Guarded {
+    pub(crate) kernel: Kernel,
+    /// The feeds this kernel is attached to.
+    pub(crate) wakes: Vec<Arc<Wake>>,
+}
+
+impl KernelCell {
+    fn new(kernel: Kernel) -> Arc<KernelCell> {
+        Arc::new(KernelCell(Mutex::new(Guarded {
+            kernel,
+            wakes: Vec::new(),
+        })))
+    }
+
+    /// The kernel, without poking feeds when released (for the feeds themselves).
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Guarded> {
+        // A caught panic inside a call leaves the lock poisoned; the call has
+        // already been reported as KernelPanic, and the kernel stays usable.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The kernel for one call; on release, a sleeping feed learns that it changed.
+pub(crate) struct Locked<'a>(MutexGuard<'a, Guarded>);
+
+impl Deref for Locked<'_> {
+    type Target = Kernel;
+    fn deref(&self) -> &Kernel {
+        &self.0.kernel
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Kernel {
+        &mut self.0.kernel
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        let g = &self.0;
+        for wake in &g.wakes {
+            if wake.is_asleep() && g.kernel.pending_changes() > 0 {
+                wake.poke();
+            }
+        }
+    }
+}
+
+impl PyKernel {
+    fn of(kernel: Kernel) -> PyKernel {
+        PyKernel {
+            cell: KernelCell::new(kernel),
+        }
+    }
+
+    pub(crate) fn core(&self) -> Locked<'_> {
+        Locked(self.cell.lock())
+    }
 }
 
 fn parse_enum<T>(field: &str, text: &str, parse: fn(&str) -> Option<T>, all: &[&str]) -> PyResult<T> {
@@ -26,19 +97,19 @@ impl PyKernel {
     #[new]
     #[pyo3(signature = (max_slots = 10, *, seen_event_capacity = 64))]
     fn new(max_slots: usize, seen_event_capacity: usize) -> PyResult<Self> {
-        Ok(PyKernel {
-            core: Kernel::with_seen_capacity(max_slots, seen_event_capacity).map_err(input_error)?,
-        })
+        Ok(PyKernel::of(
+            Kernel::with_seen_capacity(max_slots, seen_event_capacity).map_err(input_error)?,
+        ))
     }
 
     #[getter]
     fn max_slots(&self) -> usize {
-        self.core.max_slots()
+        self.core().max_slots()
     }
 
     fn process_intent(&mut self, intent: PyRef<'_, PyIntent>) -> PyResult<PyOutcome> {
         guard(|| PyOutcome {
-            inner: self.core.process_intent(&intent.inner),
+            inner: self.core().process_intent(&intent.inner),
         })
     }
 
@@ -47,40 +118,36 @@ impl PyKernel {
     fn submitted(&mut self, slot_id: i64, timestamp: Option<&Bound<'_, PyAny>>) -> PyResult<PyOutcome> {
         let at = timestamp_arg("timestamp", timestamp)?;
         guard(|| PyOutcome {
-            inner: self.core.submitted(slot_id, at),
+            inner: self.core().submitted(slot_id, at),
         })
     }
 
     fn on_venue_event(&mut self, event: PyRef<'_, PyVenueEvent>) -> PyResult<PyOutcome> {
         guard(|| PyOutcome {
-            inner: self.core.on_venue_event(&event.inner),
+            inner: self.core().on_venue_event(&event.inner),
         })
     }
 
     fn mark_price(&mut self, asset: &str, price: f64) -> PyResult<usize> {
-        guard(|| self.core.mark_price(asset, price))?.map_err(input_error)
+        guard(|| self.core().mark_price(asset, price))?.map_err(input_error)
     }
 
     fn slot(&self, slot_id: i64) -> PyResult<PySlot> {
+        let core = self.core();
         usize::try_from(slot_id)
             .ok()
-            .and_then(|i| self.core.slot(i))
+            .and_then(|i| core.slot(i))
             .map(|s| PySlot { inner: s.clone() })
-            .ok_or_else(|| {
-                PyIndexError::new_err(format!(
-                    "slot_id = {slot_id}: must be 0 to {}",
-                    self.core.max_slots() - 1
-                ))
-            })
+            .ok_or_else(|| PyIndexError::new_err(format!("slot_id = {slot_id}: must be 0 to {}", core.max_slots() - 1)))
     }
 
     /// Overwrites one slot, bypassing the lifecycle; checked like reconcile.
     fn set_slot(&mut self, slot: PyRef<'_, PySlot>) -> PyResult<()> {
-        guard(|| self.core.set_slot(slot.inner.clone()))?.map_err(input_error)
+        guard(|| self.core().set_slot(slot.inner.clone()))?.map_err(input_error)
     }
 
     fn free_slot(&self) -> Option<u32> {
-        self.core.free_slot()
+        self.core().free_slot()
     }
 
     #[pyo3(signature = (slots, timestamp = None))]
@@ -99,7 +166,7 @@ impl PyKernel {
             });
         }
         guard(|| PyOutcome {
-            inner: self.core.reconcile_from_slots(parsed, at),
+            inner: self.core().reconcile_from_slots(parsed, at),
         })
     }
 
@@ -117,7 +184,7 @@ impl PyKernel {
             Verbosity::parse,
             &Verbosity::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>(),
         )?;
-        self.core.set_control(Control {
+        self.core().set_control(Control {
             mode,
             verbosity,
             journal,
@@ -127,21 +194,21 @@ impl PyKernel {
 
     #[getter]
     fn mode(&self, py: Python<'_>) -> PyResult<PyObject> {
-        self.core.control().mode.to_py(py)
+        self.core().control().mode.to_py(py)
     }
 
     #[getter]
     fn verbosity(&self, py: Python<'_>) -> PyResult<PyObject> {
-        self.core.control().verbosity.to_py(py)
+        self.core().control().verbosity.to_py(py)
     }
 
     #[getter]
     fn journal(&self) -> bool {
-        self.core.control().journal
+        self.core().control().journal
     }
 
     fn set_seed_capital(&mut self, seed: f64) -> PyResult<()> {
-        self.core.set_seed_capital(seed).map_err(input_error)
+        self.core().set_seed_capital(seed).map_err(input_error)
     }
 
     /// Takes the K and E figures of a `dita.accounts` document (a restart
@@ -149,12 +216,12 @@ impl PyKernel {
     /// and changes nothing.
     fn adopt_account(&mut self, document: &Bound<'_, PyAny>) -> PyResult<()> {
         let projected: ProjectedAccount = from_py(document, "account")?;
-        self.core.adopt_account(&projected).map_err(input_error)
+        self.core().adopt_account(&projected).map_err(input_error)
     }
 
     fn set_exchange_config(&mut self, config: &Bound<'_, PyAny>) -> PyResult<()> {
         let update: ExchangeConfigUpdate = from_py(config, "exchange_config")?;
-        self.core.set_exchange_config(&update).map_err(input_error)
+        self.core().set_exchange_config(&update).map_err(input_error)
     }
 
     fn calibrate_fee<'py>(
@@ -165,7 +232,7 @@ impl PyKernel {
         actual_fee: f64,
     ) -> PyResult<Bound<'py, PyAny>> {
         let c = self
-            .core
+            .core()
             .calibrate_fee(fill_price, fill_qty, actual_fee)
             .map_err(input_error)?;
         to_py(py, &c)
@@ -175,8 +242,8 @@ impl PyKernel {
     /// applied, diagnostic_code and details (why it was refused, if it was).
     fn on_account_event<'py>(&mut self, py: Python<'py>, event: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let event: AccountEvent = from_py(event, "account_event")?;
-        let answer = guard(|| self.core.on_account_event(&event))?;
-        let out = to_py(py, &self.core.account())?.downcast_into::<PyDict>()?;
+        let answer = guard(|| self.core().on_account_event(&event))?;
+        let out = to_py(py, &self.core().account())?.downcast_into::<PyDict>()?;
         out.set_item("applied", answer.applied)?;
         out.set_item("diagnostic_code", answer.diagnostic_code.to_py(py)?)?;
         out.set_item("details", answer.details.to_py(py)?)?;
@@ -184,34 +251,34 @@ impl PyKernel {
     }
 
     fn account<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.core.account())
+        to_py(py, &self.core().account())
     }
 
     /// The whole kernel as plain data: control, every slot, account, indices.
     fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.core.snapshot())
+        to_py(py, &self.core().snapshot())
     }
 
     fn trade_index<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.core.trade_index())
+        to_py(py, self.core().trade_index())
     }
 
     fn venue_order_index<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.core.venue_order_index())
+        to_py(py, self.core().venue_order_index())
     }
 
     fn client_order_index<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.core.client_order_index())
+        to_py(py, self.core().client_order_index())
     }
 
     fn pending_changes(&self) -> usize {
-        self.core.pending_changes()
+        self.core().pending_changes()
     }
 
     /// Each slot changed since the last drain, once, in its latest state, and
     /// the account if it changed (else None).
     fn drain_changes<'py>(&mut self, py: Python<'py>) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyAny>)> {
-        let changes = self.core.drain_changes();
+        let changes = self.core().drain_changes();
         let slots = changes
             .slots
             .into_iter()
@@ -228,12 +295,12 @@ impl PyKernel {
     #[pyo3(signature = (slot_versions, account_version = None))]
     fn raise_versions(&mut self, slot_versions: std::collections::HashMap<u32, u64>, account_version: Option<u64>) {
         let floors: Vec<(u32, u64)> = slot_versions.into_iter().collect();
-        self.core.raise_versions(&floors, account_version);
+        self.core().raise_versions(&floors, account_version);
     }
 
     /// Every slot and the account count as changed: the next drain returns all.
     fn mark_all_changed(&mut self) {
-        self.core.mark_all_changed();
+        self.core().mark_all_changed();
     }
 
     /// Changed slots and account as JSON documents built in Rust, for stores:
@@ -241,18 +308,16 @@ impl PyKernel {
     #[pyo3(signature = (kernel_id, now = None))]
     fn drain_documents(&mut self, kernel_id: &str, now: Option<&Bound<'_, PyAny>>) -> PyResult<DrainedDocuments> {
         let now = timestamp_arg("now", now)?;
-        let docs = guard(|| self.core.drain_documents(kernel_id, now))?;
+        let docs = guard(|| self.core().drain_documents(kernel_id, now))?;
         Ok((docs.slots, docs.account))
     }
 
     fn checkpoint<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.core.checkpoint())
+        PyBytes::new(py, &self.core().checkpoint())
     }
 
     #[staticmethod]
     fn restore(data: &[u8]) -> PyResult<PyKernel> {
-        Ok(PyKernel {
-            core: Kernel::restore(data).map_err(input_error)?,
-        })
+        Ok(PyKernel::of(Kernel::restore(data).map_err(input_error)?))
     }
 }

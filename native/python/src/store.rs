@@ -1,16 +1,17 @@
 //! The projection writer as a Python class: documents go from a kernel to
 //! the writer's threads without becoming Python objects on the way.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dita_kernel::{Documents, Timestamp};
-use dita_store::{codec, Config, Document, Writer};
+use dita_store::{codec, Config, Document, Feed, Source, Wake, Writer};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use crate::convert::guard;
-use crate::kernel::PyKernel;
+use crate::kernel::{KernelCell, PyKernel};
 
 pyo3::create_exception!(
     _native,
@@ -35,7 +36,49 @@ fn seconds(field: &str, value: f64) -> PyResult<Duration> {
 
 #[pyclass(module = "dita._native", name = "StoreWriter")]
 pub struct PyStoreWriter {
-    writer: Writer,
+    writer: Arc<Writer>,
+    feed: Feed,
+    /// The kernels attached, by id: a detached one must stop poking the feed.
+    attached: Mutex<HashMap<String, Arc<KernelCell>>>,
+}
+
+/// An attached kernel, as the feed sees it.
+struct KernelSource {
+    cell: Arc<KernelCell>,
+    kernel_id: String,
+}
+
+impl Source for KernelSource {
+    fn take(&self) -> Vec<Document> {
+        // Only taking the changed slots holds the kernel; their JSON is built
+        // while the kernel's thread runs on.
+        let changes = self.cell.lock().kernel.drain_changes();
+        if changes.slots.is_empty() && changes.account.is_none() {
+            return Vec::new();
+        }
+        let drained = Documents::of(&changes, &self.kernel_id, Timestamp::now());
+        let slots = drained.slots.into_iter().map(|(key, version, json)| Document {
+            map: SLOTS,
+            key,
+            version,
+            json,
+        });
+        let account = drained.account.map(|(version, json)| Document {
+            map: ACCOUNTS,
+            key: self.kernel_id.clone(),
+            version,
+            json,
+        });
+        slots.chain(account).collect()
+    }
+
+    fn has_changes(&self) -> bool {
+        self.cell.lock().kernel.pending_changes() > 0
+    }
+
+    fn mark_all_changed(&self) {
+        self.cell.lock().kernel.mark_all_changed();
+    }
 }
 
 #[pymethods]
@@ -44,7 +87,7 @@ impl PyStoreWriter {
     #[pyo3(signature = (
         members, cluster_name, *, slots_map = "dita.slots", accounts_map = "dita.accounts",
         client_name = "dita-store", client_version = "5.7.0", connect_timeout = 5.0, max_in_flight = 512,
-        ping_interval = 5.0, answer_timeout = 10.0,
+        ping_interval = 5.0, answer_timeout = 10.0, gap = 0.0005, idle = 0.05,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -59,6 +102,8 @@ impl PyStoreWriter {
         max_in_flight: usize,
         ping_interval: f64,
         answer_timeout: f64,
+        gap: f64,
+        idle: f64,
     ) -> PyResult<Self> {
         if members.is_empty() {
             return Err(PyValueError::new_err("members = []: give at least one 'host:port'"));
@@ -77,36 +122,58 @@ impl PyStoreWriter {
         config.max_in_flight = max_in_flight;
         config.ping_interval = seconds("ping_interval", ping_interval)?;
         config.answer_timeout = seconds("answer_timeout", answer_timeout)?;
-        let writer = py
-            .allow_threads(|| Writer::start(config))
-            .map_err(|e| StoreUnreachable::new_err(e.0))?;
-        Ok(PyStoreWriter { writer })
+        let (gap, idle) = (seconds("gap", gap)?, seconds("idle", idle)?);
+        let writer = Arc::new(
+            py.allow_threads(|| Writer::start(config))
+                .map_err(|e| StoreUnreachable::new_err(e.0))?,
+        );
+        let feed = Feed::start(writer.clone(), gap, idle)
+            .map_err(|e| PyRuntimeError::new_err(format!("cannot start the projection feed thread: {e}")))?;
+        Ok(PyStoreWriter {
+            writer,
+            feed,
+            attached: Mutex::default(),
+        })
     }
 
-    /// Drains what changed in `kernel` since its last drain and takes it to
-    /// write; returns how many documents that was. Never waits for the cluster.
-    fn submit(&self, py: Python<'_>, mut kernel: PyRefMut<'_, PyKernel>, kernel_id: &str) -> PyResult<usize> {
-        // Only taking the changed slots needs the kernel (and the interpreter
-        // lock); their JSON is built while the kernel's thread runs on.
-        let changes = guard(|| kernel.core.drain_changes())?;
+    /// Writes `kernel`'s changes under `kernel_id` from now on, as they happen
+    /// (everything it holds first); replaces a kernel attached under that id.
+    fn attach(&self, py: Python<'_>, kernel: PyRef<'_, PyKernel>, kernel_id: &str) {
+        let cell = kernel.cell.clone();
         drop(kernel);
-        let now = Timestamp::now();
-        Ok(py.allow_threads(|| {
-            let drained = Documents::of(&changes, kernel_id, now);
-            let slots = drained.slots.into_iter().map(|(key, version, json)| Document {
-                map: SLOTS,
-                key,
-                version,
-                json,
+        let wake = self.feed.wake();
+        py.allow_threads(|| {
+            let source = Arc::new(KernelSource {
+                cell: cell.clone(),
+                kernel_id: kernel_id.to_owned(),
             });
-            let account = drained.account.map(|(version, json)| Document {
-                map: ACCOUNTS,
-                key: kernel_id.to_owned(),
-                version,
-                json,
-            });
-            self.writer.submit(slots.chain(account))
-        }))
+            let mut attached = self.attached.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(old) = attached.insert(kernel_id.to_owned(), cell.clone()) {
+                forget_wake(&old, &wake);
+            }
+            cell.lock().wakes.push(wake);
+            self.feed.attach(kernel_id, source);
+        });
+    }
+
+    /// Stops writing the kernel attached under `kernel_id`; False when none is.
+    fn detach(&self, py: Python<'_>, kernel_id: &str) -> bool {
+        let wake = self.feed.wake();
+        py.allow_threads(|| {
+            self.feed.detach(kernel_id);
+            let old = self
+                .attached
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(kernel_id);
+            old.map(|cell| forget_wake(&cell, &wake)).is_some()
+        })
+    }
+
+    /// Hands what changed in every attached kernel to the writer now; returns
+    /// how many documents that was. Never waits for the cluster.
+    fn drain(&self, py: Python<'_>) -> usize {
+        py.allow_threads(|| self.feed.drain())
     }
 
     /// Waits until everything submitted before the call is acknowledged;
@@ -162,8 +229,16 @@ impl PyStoreWriter {
 
     /// Stops the writer's threads and closes its connection (flush first).
     fn close(&self, py: Python<'_>) {
-        py.allow_threads(|| self.writer.close());
+        py.allow_threads(|| {
+            self.feed.close();
+            self.writer.close();
+        });
     }
+}
+
+/// A detached kernel no longer pokes the feed.
+fn forget_wake(cell: &KernelCell, wake: &Arc<Wake>) {
+    cell.lock().wakes.retain(|w| !Arc::ptr_eq(w, wake));
 }
 
 /// The `Map.putAll` request the writer sends for one document, and its

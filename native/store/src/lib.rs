@@ -12,6 +12,8 @@
 //! Plain Rust, no Python: the binding crate exposes it.
 
 pub mod codec;
+pub mod feed;
 pub mod writer;
 
+pub use feed::{Feed, Sink, Source, Wake};
 pub use writer::{Config, ConnectError, Document, Stats, Writer};

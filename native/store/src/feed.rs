@@ -1,0 +1,324 @@
+//! The feed: what changed in each source (a kernel) goes to the writer as
+//! soon as it changes, from a thread of the feed's own.
+//!
+//! Polled from a Python thread, a hand-over had to take the interpreter lock
+//! from the kernel's thread first: up to a switch interval (5 ms) whenever
+//! the kernel's thread was busy, the largest part of the projection's lag.
+//! Here nothing waits on the interpreter. A source pokes the feed's `Wake`
+//! after a change, which costs the kernel's thread one atomic read unless
+//! the feed is asleep; the feed takes what changed and then pauses `gap`,
+//! so that at high call rates the changes of that pause go as one batch
+//! (each key once) instead of one request per call.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::writer::{Document, Writer};
+
+/// Where the feed hands documents: the writer (a stand-in in tests).
+pub trait Sink: Send + Sync {
+    /// Takes documents to write; returns how many.
+    fn submit(&self, documents: Vec<Document>) -> usize;
+    /// Grows when the cluster may have lost everything written before.
+    fn generation(&self) -> u64;
+}
+
+impl Sink for Writer {
+    fn submit(&self, documents: Vec<Document>) -> usize {
+        Writer::submit(self, documents)
+    }
+
+    fn generation(&self) -> u64 {
+        Writer::generation(self)
+    }
+}
+
+/// Something whose changes the feed moves into the writer.
+pub trait Source: Send + Sync {
+    /// Documents of what changed since the last take, each key once, newest state.
+    fn take(&self) -> Vec<Document>;
+    fn has_changes(&self) -> bool;
+    /// Makes the next take return everything (the cluster may have lost it all).
+    fn mark_all_changed(&self);
+}
+
+/// How a source tells a sleeping feed that it changed.
+#[derive(Default)]
+pub struct Wake {
+    asleep: AtomicBool,
+    lock: Mutex<()>,
+    ready: Condvar,
+}
+
+impl Wake {
+    /// Cheap enough for every kernel call: one atomic read while the feed is awake.
+    pub fn is_asleep(&self) -> bool {
+        self.asleep.load(Ordering::SeqCst)
+    }
+
+    pub fn poke(&self) {
+        if self.asleep.swap(false, Ordering::SeqCst) {
+            let _held = lock(&self.lock);
+            self.ready.notify_one();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic on another thread must not take the projection down with it.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Attached {
+    id: String,
+    source: Arc<dyn Source>,
+    /// The writer generation this source last handed everything over in.
+    generation: u64,
+}
+
+struct Shared {
+    writer: Arc<dyn Sink>,
+    sources: Mutex<Vec<Attached>>,
+    wake: Arc<Wake>,
+    stop: AtomicBool,
+    gap: Duration,
+    idle: Duration,
+}
+
+/// Moves sources' changes into a writer from a thread of its own.
+pub struct Feed {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Feed {
+    /// `gap`: the pause after a hand-over, in which further changes coalesce.
+    /// `idle`: the longest sleep without a poke (a new writer generation is
+    /// noticed within it).
+    pub fn start(writer: Arc<dyn Sink>, gap: Duration, idle: Duration) -> std::io::Result<Feed> {
+        let shared = Arc::new(Shared {
+            writer,
+            sources: Mutex::new(Vec::new()),
+            wake: Arc::new(Wake::default()),
+            stop: AtomicBool::new(false),
+            gap,
+            idle,
+        });
+        let worker = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("dita-store-feed".into())
+            .spawn(move || worker.run())?;
+        Ok(Feed {
+            shared,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// What sources poke after a change.
+    pub fn wake(&self) -> Arc<Wake> {
+        self.shared.wake.clone()
+    }
+
+    /// Starts feeding `source` under `id`, replacing a source of that id;
+    /// everything it holds goes first.
+    pub fn attach(&self, id: &str, source: Arc<dyn Source>) -> Option<Arc<dyn Source>> {
+        source.mark_all_changed();
+        let generation = self.shared.writer.generation();
+        let replaced = {
+            let mut sources = lock(&self.shared.sources);
+            let old = sources
+                .iter()
+                .position(|a| a.id == id)
+                .map(|i| sources.remove(i).source);
+            sources.push(Attached {
+                id: id.to_owned(),
+                source,
+                generation,
+            });
+            old
+        };
+        self.shared.wake.poke();
+        replaced
+    }
+
+    pub fn detach(&self, id: &str) -> Option<Arc<dyn Source>> {
+        let mut sources = lock(&self.shared.sources);
+        let i = sources.iter().position(|a| a.id == id)?;
+        Some(sources.remove(i).source)
+    }
+
+    /// Hands over what changed now, on the caller's thread; returns how many documents.
+    pub fn drain(&self) -> usize {
+        self.shared.hand_over()
+    }
+
+    pub fn close(&self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        {
+            let _held = lock(&self.shared.wake.lock);
+            self.shared.wake.ready.notify_all();
+        }
+        if let Some(t) = lock(&self.thread).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Shared {
+    fn run(&self) {
+        while !self.stop.load(Ordering::SeqCst) {
+            if self.hand_over() > 0 {
+                std::thread::sleep(self.gap);
+            } else {
+                self.sleep();
+            }
+        }
+    }
+
+    /// Sleeps until a source pokes, or `idle` passes.
+    fn sleep(&self) {
+        self.wake.asleep.store(true, Ordering::SeqCst);
+        // A change made before the flag was up poked nobody: look once more.
+        let changed = lock(&self.sources).iter().any(|a| a.source.has_changes());
+        if changed || self.stop.load(Ordering::SeqCst) {
+            self.wake.asleep.store(false, Ordering::SeqCst);
+            return;
+        }
+        let held = lock(&self.wake.lock);
+        // A poke between the look and here cleared the flag: do not sleep through it.
+        if self.wake.asleep.load(Ordering::SeqCst) {
+            let _ = self.wake.ready.wait_timeout(held, self.idle);
+        }
+        self.wake.asleep.store(false, Ordering::SeqCst);
+    }
+
+    fn hand_over(&self) -> usize {
+        let generation = self.writer.generation();
+        let sources: Vec<Arc<dyn Source>> = {
+            let mut sources = lock(&self.sources);
+            for a in sources.iter_mut().filter(|a| a.generation != generation) {
+                a.source.mark_all_changed();
+                a.generation = generation;
+            }
+            sources.iter().map(|a| a.source.clone()).collect()
+        };
+        sources.iter().map(|s| self.writer.submit(s.take())).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+    use std::time::Instant;
+
+    #[derive(Default)]
+    struct Counter {
+        docs: Mutex<Vec<Document>>,
+        generation: AtomicU64,
+    }
+
+    impl Sink for Counter {
+        fn submit(&self, documents: Vec<Document>) -> usize {
+            let n = documents.len();
+            lock(&self.docs).extend(documents);
+            n
+        }
+        fn generation(&self) -> u64 {
+            self.generation.load(Ordering::SeqCst)
+        }
+    }
+
+    /// A source whose "kernel" is a list of changed keys.
+    #[derive(Default)]
+    struct Keys {
+        changed: Mutex<Vec<String>>,
+        all: Vec<String>,
+    }
+
+    impl Source for Keys {
+        fn take(&self) -> Vec<Document> {
+            std::mem::take(&mut *lock(&self.changed))
+                .into_iter()
+                .map(|key| Document {
+                    map: 0,
+                    key,
+                    version: 1,
+                    json: "{}".into(),
+                })
+                .collect()
+        }
+        fn has_changes(&self) -> bool {
+            !lock(&self.changed).is_empty()
+        }
+        fn mark_all_changed(&self) {
+            *lock(&self.changed) = self.all.clone();
+        }
+    }
+
+    fn wait_for(what: impl Fn() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if what() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        false
+    }
+
+    fn keys(sink: &Counter) -> Vec<String> {
+        lock(&sink.docs).iter().map(|d| d.key.clone()).collect()
+    }
+
+    #[test]
+    fn a_poked_feed_hands_over_at_once_however_long_it_may_sleep() {
+        let sink = Arc::new(Counter::default());
+        // An idle sleep of an hour: only the poke can wake it in time.
+        let feed = Feed::start(sink.clone(), Duration::from_micros(100), Duration::from_secs(3600)).unwrap();
+        let source = Arc::new(Keys {
+            all: vec!["k:0".into(), "k:1".into()],
+            ..Keys::default()
+        });
+        feed.attach("k", source.clone());
+        assert!(wait_for(|| keys(&sink).len() == 2), "attaching hands over everything");
+        assert!(wait_for(|| feed.wake().is_asleep()), "nothing changed: the feed sleeps");
+        lock(&source.changed).push("k:1".into());
+        feed.wake().poke();
+        assert!(wait_for(|| keys(&sink).len() == 3), "the poke woke the feed");
+        assert_eq!(keys(&sink)[2], "k:1");
+        feed.close();
+    }
+
+    #[test]
+    fn a_new_generation_hands_over_everything_again_and_a_detached_source_is_left_alone() {
+        let sink = Arc::new(Counter::default());
+        let feed = Feed::start(sink.clone(), Duration::from_micros(100), Duration::from_millis(5)).unwrap();
+        let source = Arc::new(Keys {
+            all: vec!["k:0".into(), "k:1".into()],
+            ..Keys::default()
+        });
+        feed.attach("k", source.clone());
+        assert!(wait_for(|| keys(&sink).len() == 2));
+        sink.generation.fetch_add(1, Ordering::SeqCst);
+        assert!(
+            wait_for(|| keys(&sink).len() == 4),
+            "a reconnected writer gets every key again, without a poke"
+        );
+        assert!(feed.detach("k").is_some());
+        lock(&source.changed).push("k:0".into());
+        feed.wake().poke();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(keys(&sink).len(), 4, "a detached source is not fed");
+        assert_eq!(feed.drain(), 0);
+        feed.close();
+    }
+}
