@@ -930,7 +930,7 @@ impl Kernel {
                 }
             }
             code = DiagnosticCode::RateLimited;
-            d.set(
+            d.push(
                 "reason",
                 if ev.reason.is_empty() {
                     "RATE_LIMITED".to_owned()
@@ -938,8 +938,8 @@ impl Kernel {
                     ev.reason.clone()
                 },
             );
-            d.set("retryable", true);
-            d.set("retry_after_ms", ev.retry_after_ms);
+            d.push("retryable", true);
+            d.push("retry_after_ms", ev.retry_after_ms);
         } else {
             self.set_restore_point(i, None);
             if !ev.venue_order_id.is_empty() {
@@ -947,8 +947,8 @@ impl Kernel {
             }
             let fee = match ev.kind {
                 EventKind::Fill | EventKind::PartialFill => {
-                    d.set("price", ev.price);
-                    d.set("qty", ev.size);
+                    d.push("price", ev.price);
+                    d.push("qty", ev.size);
                     Some(self.apply_fill(i, ev, role))
                 }
                 _ => None,
@@ -989,10 +989,10 @@ impl Kernel {
                     },
                 };
                 slot.unrealized_pnl = 0.0;
-                d.set("close_reason", slot.close_reason.clone());
+                d.push("close_reason", slot.close_reason.clone());
             }
             if let Some(fee) = fee {
-                d.set("predicted_fee", fee);
+                d.push("predicted_fee", fee);
             }
             if self.slots[i].fsm_state == Stage::Closed {
                 self.unindex_asset(i);

@@ -20,6 +20,9 @@ pub struct SeenIds {
     prints: VecDeque<u32>,
 }
 
+/// Room made at a slot's first event.
+const FIRST_ROOM: usize = 8;
+
 fn fingerprint(id: &str) -> u32 {
     let mut h = FxHasher::default();
     h.write(id.as_bytes());
@@ -41,6 +44,13 @@ impl SeenIds {
             return;
         }
         self.truncate_oldest(capacity - 1);
+        if self.ids.capacity() == 0 {
+            // A trade sees about seven events (ack, fills, exit legs): room for
+            // eight at once, not a growth from four to eight on both queues.
+            let room = capacity.min(FIRST_ROOM);
+            self.ids.reserve_exact(room);
+            self.prints.reserve_exact(room);
+        }
         self.prints.push_back(fingerprint(id));
         self.ids.push_back(id.clone());
     }
