@@ -11,7 +11,11 @@ and sent again. At each slot count, in one run:
 * with the mock venue answering: only intents are fed, the venue acks and
   fills (in two parts) and the kernel applies its answers inside the call.
 
-Each call is timed on its own (perf_counter_ns).
+Each call is timed on its own (perf_counter_ns). The kernel-alone runs of
+the three sizes take turns, a block of each at a time, so that a host whose
+speed drifts over the minutes of the run slows every size alike: measured
+one after the other, the 1,000/10-slot ratio swung from 1.04x to 1.53x
+between runs of the same code.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ ASSETS = ("BTC-PERP", "ETH-PERP", "SOL-PERP", "XRP-PERP")
 #: The issue's targets for the kernel alone on a 2-core machine.
 MEDIAN_TARGET_US = 3.0
 SLOT_RATIO_TARGET = 1.2
+#: Turns of the interleaved kernel-alone runs.
+TURNS = 20
 
 Step = tuple[str, Any]  # ("intent", KernelIntent) | ("event", VenueEvent) | ("mark", (asset, price))
 #: Applies one step somewhere and returns the client id of the order an intent opened ("" otherwise).
@@ -213,17 +219,36 @@ def silent_kernel(slots: int) -> ExecutionKernel:
     )
 
 
+def kernel_alone(sizes: Sequence[Size], log: Log) -> dict[int, CallTimes]:
+    """The kernel alone at every size, in turns: a block of each size's calls,
+    in order, then the next block of each."""
+    calls: dict[int, list[Callable[[], object]]] = {}
+    for size in sizes:
+        log(f"kernel: {size.slots:,} slots, {size.rounds} round(s): preparing the steps")
+        calls[size.slots] = kernel_calls(silent_kernel(size.slots), scenario(size.slots, size.rounds))
+    log(
+        "kernel: kernel alone, "
+        + ", ".join(f"{len(c):,} calls at {n:,} slots" for n, c in calls.items())
+        + f", in {TURNS} turns"
+    )
+    samples: dict[int, list[int]] = {n: [] for n in calls}
+    for turn in range(TURNS):
+        for n, each in calls.items():
+            block = each[turn * len(each) // TURNS : (turn + 1) * len(each) // TURNS]
+            samples[n] += time_each(block)
+    return {n: CallTimes.of("kernel alone", n, taken) for n, taken in samples.items()}
+
+
 def measure(size: Size, log: Log) -> list[CallTimes]:
+    """Everything but the kernel alone at one size."""
     n = size.slots
-    log(f"kernel: {n:,} slots, {size.rounds} round(s): preparing the steps")
-    steps = scenario(n, size.rounds)
-    log(f"kernel: {n:,} slots: kernel alone, {len(steps):,} calls")
-    results = [CallTimes.of("kernel alone", n, time_each(kernel_calls(silent_kernel(n), steps)))]
+    results: list[CallTimes] = []
     if size.model_trading is None:
+        steps = scenario(n, size.rounds)
         log(f"kernel: {n:,} slots: reference model, {len(steps):,} calls")
         results.append(CallTimes.of("reference model", n, time_each(model_calls(ReferenceKernel(n), steps))))
-    del steps
-    gc.collect()
+        del steps
+        gc.collect()
     if size.model_trading is not None:
         capped = scenario(n, 1, trading=spread(n, size.model_trading))
         log(f"kernel: {n:,} slots: reference model, {size.model_trading} slots trade, {len(capped):,} calls")
@@ -253,9 +278,11 @@ def measure(size: Size, log: Log) -> list[CallTimes]:
 
 def run(quick: bool, log: Log) -> Section:
     sizes = QUICK if quick else FULL
+    alone = kernel_alone(sizes, log)
+    gc.collect()
     results: list[CallTimes] = []
     for size in sizes:
-        results += measure(size, log)
+        results += [alone[size.slots], *measure(size, log)]
         gc.collect()
     by = {(r.name, r.slots): r for r in results}
     section = Section(
@@ -267,7 +294,8 @@ def run(quick: bool, log: Log) -> Section:
         "venue that answers nothing; the *reference model* (`dita.model.reference`, plain Python) "
         "takes the same steps; *kernel + mock venue* feeds only intents and the mock venue acks and "
         "fills inside each call. Every call is timed on its own; calls/s is calls over the summed "
-        "call time.",
+        f"call time. The kernel-alone runs of the three sizes take turns ({TURNS} blocks of each), so "
+        "that the host's drift slows them alike.",
     )
     section.tables.append(
         Table(
@@ -287,11 +315,10 @@ def run(quick: bool, log: Log) -> Section:
     )
     small = sizes[0].slots
     for size in sizes:
-        alone = by[("kernel alone", size.slots)]
         section.figures.append(
             Figure(
                 f"kernel alone, median per call at {size.slots:,} slots",
-                alone.median_us,
+                alone[size.slots].median_us,
                 "µs",
                 MEDIAN_TARGET_US,
             )
