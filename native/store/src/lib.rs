@@ -7,7 +7,8 @@
 //! own thread: at 10,000 kernel calls a second that was most of a core and
 //! tens of milliseconds of lag. This crate speaks the part of Hazelcast's open
 //! client protocol a writer needs (authenticate, `Map.putAll`, ping) from
-//! threads of its own, so the interpreter only hands it documents.
+//! threads of its own, and its feed (`feed.rs`) takes each attached kernel's
+//! changes as they happen, so the interpreter is not involved at all.
 //!
 //! Plain Rust, no Python: the binding crate exposes it.
 
