@@ -174,6 +174,8 @@ impl Feed {
 
     pub fn close(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
+        // Cleared, so that a feed between its last look and its wait does not wait.
+        self.shared.wake.asleep.store(false, Ordering::SeqCst);
         {
             let _held = lock(&self.shared.wake.lock);
             self.shared.wake.ready.notify_all();
