@@ -63,10 +63,11 @@ def run_kernel(args: argparse.Namespace) -> int:
     if core is not None and core.max_slots != args.slots and args.slots_given:
         raise ValueError(f"--slots {args.slots}: the checkpoint's kernel has {core.max_slots} slots")
 
-    # The strategy loop is busy Python; the control listener and the projection
-    # run on other threads and wait for the GIL. Handing it over every 1 ms
-    # (not Python's default 5 ms) keeps an operator's flip and the projection
-    # lag in milliseconds at a cost of more frequent, cheap switches.
+    # The strategy loop is busy Python; the control listener and the projection's
+    # heartbeat run on other threads and wait for the GIL (the projection's writes
+    # do not: its feed is Rust). Handing it over every 1 ms (not Python's default
+    # 5 ms) keeps an operator's flip in milliseconds at a cost of more frequent,
+    # cheap switches.
     sys.setswitchinterval(0.001)
     # A resumed kernel keeps the control it stopped with (an operator's HALT
     # outlives a restart) unless the flags say otherwise; the cluster's
