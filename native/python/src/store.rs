@@ -1,8 +1,7 @@
 //! The projection writer as a Python class: documents go from a kernel to
 //! the writer's threads without becoming Python objects on the way.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use dita_kernel::{Documents, Timestamp};
@@ -38,8 +37,6 @@ fn seconds(field: &str, value: f64) -> PyResult<Duration> {
 pub struct PyStoreWriter {
     writer: Arc<Writer>,
     feed: Feed,
-    /// The kernels attached, by id: a detached one must stop poking the feed.
-    attached: Mutex<HashMap<String, Arc<KernelCell>>>,
 }
 
 /// An attached kernel, as the feed sees it.
@@ -78,6 +75,14 @@ impl Source for KernelSource {
 
     fn mark_all_changed(&self) {
         self.cell.lock().kernel.mark_all_changed();
+    }
+
+    fn watch(&self, wake: &Arc<Wake>) {
+        self.cell.lock().wakes.push(wake.clone());
+    }
+
+    fn unwatch(&self, wake: &Arc<Wake>) {
+        self.cell.lock().wakes.retain(|w| !Arc::ptr_eq(w, wake));
     }
 }
 
@@ -129,45 +134,23 @@ impl PyStoreWriter {
         );
         let feed = Feed::start(writer.clone(), gap, idle)
             .map_err(|e| PyRuntimeError::new_err(format!("cannot start the projection feed thread: {e}")))?;
-        Ok(PyStoreWriter {
-            writer,
-            feed,
-            attached: Mutex::default(),
-        })
+        Ok(PyStoreWriter { writer, feed })
     }
 
     /// Writes `kernel`'s changes under `kernel_id` from now on, as they happen
     /// (everything it holds first); replaces a kernel attached under that id.
     fn attach(&self, py: Python<'_>, kernel: PyRef<'_, PyKernel>, kernel_id: &str) {
-        let cell = kernel.cell.clone();
-        drop(kernel);
-        let wake = self.feed.wake();
-        py.allow_threads(|| {
-            let source = Arc::new(KernelSource {
-                cell: cell.clone(),
-                kernel_id: kernel_id.to_owned(),
-            });
-            let mut attached = self.attached.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(old) = attached.insert(kernel_id.to_owned(), cell.clone()) {
-                forget_wake(&old, &wake);
-            }
-            cell.lock().wakes.push(wake);
-            self.feed.attach(kernel_id, source);
+        let source = Arc::new(KernelSource {
+            cell: kernel.cell.clone(),
+            kernel_id: kernel_id.to_owned(),
         });
+        drop(kernel);
+        py.allow_threads(|| self.feed.attach(kernel_id, source));
     }
 
     /// Stops writing the kernel attached under `kernel_id`; False when none is.
     fn detach(&self, py: Python<'_>, kernel_id: &str) -> bool {
-        let wake = self.feed.wake();
-        py.allow_threads(|| {
-            self.feed.detach(kernel_id);
-            let old = self
-                .attached
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(kernel_id);
-            old.map(|cell| forget_wake(&cell, &wake)).is_some()
-        })
+        py.allow_threads(|| self.feed.detach(kernel_id))
     }
 
     /// Hands what changed in every attached kernel to the writer now; returns
@@ -234,11 +217,6 @@ impl PyStoreWriter {
             self.writer.close();
         });
     }
-}
-
-/// A detached kernel no longer pokes the feed.
-fn forget_wake(cell: &KernelCell, wake: &Arc<Wake>) {
-    cell.lock().wakes.retain(|w| !Arc::ptr_eq(w, wake));
 }
 
 /// The `Map.putAll` request the writer sends for one document, and its

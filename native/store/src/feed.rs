@@ -44,6 +44,10 @@ pub trait Source: Send + Sync {
     fn has_changes(&self) -> bool;
     /// Makes the next take return everything (the cluster may have lost it all).
     fn mark_all_changed(&self);
+    /// From now on, poke `wake` after every change.
+    fn watch(&self, wake: &Arc<Wake>);
+    /// Poke `wake` no more.
+    fn unwatch(&self, wake: &Arc<Wake>);
 }
 
 /// How a source tells a sleeping feed that it changed.
@@ -134,22 +138,16 @@ impl Feed {
         })
     }
 
-    /// What sources poke after a change.
-    pub fn wake(&self) -> Arc<Wake> {
-        self.shared.wake.clone()
-    }
-
     /// Starts feeding `source` under `id`, replacing a source of that id;
     /// everything it holds goes first.
-    pub fn attach(&self, id: &str, source: Arc<dyn Source>) -> Option<Arc<dyn Source>> {
+    pub fn attach(&self, id: &str, source: Arc<dyn Source>) {
+        let wake = &self.shared.wake;
+        source.watch(wake);
         source.mark_all_changed();
         let generation = self.shared.writer.generation();
         let replaced = {
             let mut sources = lock(&self.shared.sources);
-            let old = sources
-                .iter()
-                .position(|a| a.id == id)
-                .map(|i| sources.remove(i).source);
+            let old = sources.iter().position(|a| a.id == id).map(|i| sources.remove(i));
             sources.push(Attached {
                 id: id.to_owned(),
                 source,
@@ -157,14 +155,19 @@ impl Feed {
             });
             old
         };
-        self.shared.wake.poke();
-        replaced
+        if let Some(old) = replaced {
+            old.source.unwatch(wake);
+        }
+        wake.poke();
     }
 
-    pub fn detach(&self, id: &str) -> Option<Arc<dyn Source>> {
-        let mut sources = lock(&self.shared.sources);
-        let i = sources.iter().position(|a| a.id == id)?;
-        Some(sources.remove(i).source)
+    /// Stops feeding the source attached under `id`; false when none is.
+    pub fn detach(&self, id: &str) -> bool {
+        let removed = {
+            let mut sources = lock(&self.shared.sources);
+            sources.iter().position(|a| a.id == id).map(|i| sources.remove(i))
+        };
+        removed.map(|a| a.source.unwatch(&self.shared.wake)).is_some()
     }
 
     /// Hands over what changed now, on the caller's thread; returns how many documents.
@@ -182,6 +185,9 @@ impl Feed {
         }
         if let Some(t) = lock(&self.thread).take() {
             let _ = t.join();
+        }
+        for a in std::mem::take(&mut *lock(&self.shared.sources)) {
+            a.source.unwatch(&self.shared.wake);
         }
     }
 }
@@ -274,11 +280,36 @@ mod tests {
         }
     }
 
-    /// A source whose "kernel" is a list of changed keys.
+    /// A source whose "kernel" is a list of changed keys; it pokes what watches it, as a kernel call does.
     #[derive(Default)]
     struct Keys {
         changed: Mutex<Vec<String>>,
         all: Vec<String>,
+        wakes: Mutex<Vec<Arc<Wake>>>,
+    }
+
+    impl Keys {
+        fn new(all: &[&str]) -> Arc<Keys> {
+            Arc::new(Keys {
+                all: all.iter().map(|k| k.to_string()).collect(),
+                ..Keys::default()
+            })
+        }
+
+        fn change(&self, key: &str) {
+            lock(&self.changed).push(key.into());
+            for wake in lock(&self.wakes).iter() {
+                wake.poke();
+            }
+        }
+
+        fn watched(&self) -> bool {
+            !lock(&self.wakes).is_empty()
+        }
+
+        fn asleep(&self) -> bool {
+            lock(&self.wakes).iter().any(|w| w.is_asleep())
+        }
     }
 
     impl Source for Keys {
@@ -299,6 +330,19 @@ mod tests {
         fn mark_all_changed(&self) {
             *lock(&self.changed) = self.all.clone();
         }
+        fn watch(&self, wake: &Arc<Wake>) {
+            lock(&self.wakes).push(wake.clone());
+        }
+        fn unwatch(&self, wake: &Arc<Wake>) {
+            lock(&self.wakes).retain(|w| !Arc::ptr_eq(w, wake));
+        }
+    }
+
+    /// A feed into a counting sink that pauses 100 µs after a hand-over.
+    fn started(idle: Duration) -> (Arc<Counter>, Feed) {
+        let sink = Arc::new(Counter::default());
+        let feed = Feed::start(sink.clone(), Duration::from_micros(100), idle).unwrap();
+        (sink, feed)
     }
 
     fn wait_for(what: impl Fn() -> bool) -> bool {
@@ -317,22 +361,18 @@ mod tests {
     }
 
     #[test]
-    fn a_poked_feed_hands_over_at_once_however_long_it_may_sleep() {
-        let sink = Arc::new(Counter::default());
-        // An idle sleep of an hour: only the poke can wake it in time.
-        let feed = Feed::start(sink.clone(), Duration::from_micros(100), Duration::from_secs(3600)).unwrap();
-        let source = Arc::new(Keys {
-            all: vec!["k:0".into(), "k:1".into()],
-            ..Keys::default()
-        });
+    fn a_change_wakes_the_feed_however_long_it_may_sleep() {
+        // An idle sleep of an hour: only the source's poke can wake it in time.
+        let (sink, feed) = started(Duration::from_secs(3600));
+        let source = Keys::new(&["k:0", "k:1"]);
         feed.attach("k", source.clone());
         assert!(wait_for(|| keys(&sink).len() == 2), "attaching hands over everything");
-        assert!(wait_for(|| feed.wake().is_asleep()), "nothing changed: the feed sleeps");
-        lock(&source.changed).push("k:1".into());
-        feed.wake().poke();
-        assert!(wait_for(|| keys(&sink).len() == 3), "the poke woke the feed");
+        assert!(wait_for(|| source.asleep()), "nothing changed: the feed sleeps");
+        source.change("k:1");
+        assert!(wait_for(|| keys(&sink).len() == 3), "the change woke the feed");
         assert_eq!(keys(&sink)[2], "k:1");
         feed.close();
+        assert!(!source.watched(), "a closed feed is poked no more");
     }
 
     struct Broken;
@@ -345,45 +385,57 @@ mod tests {
             true
         }
         fn mark_all_changed(&self) {}
+        fn watch(&self, _: &Arc<Wake>) {}
+        fn unwatch(&self, _: &Arc<Wake>) {}
     }
 
     #[test]
     fn a_source_that_panics_does_not_stop_the_feed_for_the_others() {
-        let sink = Arc::new(Counter::default());
-        let feed = Feed::start(sink.clone(), Duration::from_micros(100), Duration::from_millis(5)).unwrap();
+        let (sink, feed) = started(Duration::from_millis(5));
         feed.attach("broken", Arc::new(Broken));
-        let source = Arc::new(Keys {
-            all: vec!["k:0".into()],
-            ..Keys::default()
-        });
+        let source = Keys::new(&["k:0"]);
         feed.attach("k", source.clone());
         assert!(wait_for(|| keys(&sink).len() == 1));
-        lock(&source.changed).push("k:0".into());
+        source.change("k:0");
         assert!(wait_for(|| keys(&sink).len() == 2), "the feed lives on");
         feed.close();
     }
 
     #[test]
     fn a_new_generation_hands_over_everything_again_and_a_detached_source_is_left_alone() {
-        let sink = Arc::new(Counter::default());
-        let feed = Feed::start(sink.clone(), Duration::from_micros(100), Duration::from_millis(5)).unwrap();
-        let source = Arc::new(Keys {
-            all: vec!["k:0".into(), "k:1".into()],
-            ..Keys::default()
-        });
+        let (sink, feed) = started(Duration::from_millis(5));
+        let source = Keys::new(&["k:0", "k:1"]);
         feed.attach("k", source.clone());
         assert!(wait_for(|| keys(&sink).len() == 2));
         sink.generation.fetch_add(1, Ordering::SeqCst);
         assert!(
             wait_for(|| keys(&sink).len() == 4),
-            "a reconnected writer gets every key again, without a poke"
+            "a reconnected writer gets every key again, without a change"
         );
-        assert!(feed.detach("k").is_some());
-        lock(&source.changed).push("k:0".into());
-        feed.wake().poke();
-        std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(keys(&sink).len(), 4, "a detached source is not fed");
-        assert_eq!(feed.drain(), 0);
+        assert!(feed.detach("k"));
+        assert!(!source.watched(), "a detached source pokes the feed no more");
+        assert!(!feed.detach("k"));
+        source.change("k:0");
+        assert_eq!(feed.drain(), 0, "a detached source is not fed");
+        assert_eq!(keys(&sink).len(), 4);
+        feed.close();
+    }
+
+    #[test]
+    fn a_source_attached_again_under_its_id_replaces_the_first() {
+        let (sink, feed) = started(Duration::from_millis(5));
+        let (first, second) = (Keys::new(&["a:0"]), Keys::new(&["b:0"]));
+        feed.attach("k", first.clone());
+        feed.attach("k", second.clone());
+        assert!(!first.watched() && second.watched());
+        assert!(wait_for(|| keys(&sink).contains(&"b:0".to_string())));
+        first.change("a:1");
+        second.change("b:1");
+        assert!(wait_for(|| keys(&sink).contains(&"b:1".to_string())));
+        assert!(
+            !keys(&sink).contains(&"a:1".to_string()),
+            "the replaced source is not fed"
+        );
         feed.close();
     }
 }
