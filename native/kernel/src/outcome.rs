@@ -85,9 +85,7 @@ impl Details {
 
     pub fn set(&mut self, key: &'static str, value: impl Into<Detail>) {
         let value = value.into();
-        // Keys are literals: the same literal is mostly the same pointer, and
-        // comparing pointers first spares a byte compare per key.
-        match self.0.iter_mut().find(|(k, _)| std::ptr::eq(*k, key) || *k == key) {
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
             Some(entry) => entry.1 = value,
             None => self.0.push((key, value)),
         }
