@@ -219,13 +219,10 @@ def silent_kernel(slots: int) -> ExecutionKernel:
     )
 
 
-def kernel_alone(sizes: Sequence[Size], log: Log) -> dict[int, CallTimes]:
-    """The kernel alone at every size, in turns: a block of each size's calls,
-    in order, then the next block of each."""
-    calls: dict[int, list[Callable[[], object]]] = {}
-    for size in sizes:
-        log(f"kernel: {size.slots:,} slots, {size.rounds} round(s): preparing the steps")
-        calls[size.slots] = kernel_calls(silent_kernel(size.slots), scenario(size.slots, size.rounds))
+def kernel_alone(steps: dict[int, list[Step]], log: Log) -> dict[int, CallTimes]:
+    """The kernel alone at every size (slots -> its steps), in turns: a block
+    of each size's calls, in order, then the next block of each."""
+    calls = {n: kernel_calls(silent_kernel(n), each) for n, each in steps.items()}
     log(
         "kernel: kernel alone, "
         + ", ".join(f"{len(c):,} calls at {n:,} slots" for n, c in calls.items())
@@ -239,17 +236,14 @@ def kernel_alone(sizes: Sequence[Size], log: Log) -> dict[int, CallTimes]:
     return {n: CallTimes.of("kernel alone", n, taken) for n, taken in samples.items()}
 
 
-def measure(size: Size, log: Log) -> list[CallTimes]:
-    """Everything but the kernel alone at one size."""
+def measure(size: Size, steps: list[Step], log: Log) -> list[CallTimes]:
+    """Everything but the kernel alone at one size, whose scenario is `steps`."""
     n = size.slots
     results: list[CallTimes] = []
     if size.model_trading is None:
-        steps = scenario(n, size.rounds)
         log(f"kernel: {n:,} slots: reference model, {len(steps):,} calls")
         results.append(CallTimes.of("reference model", n, time_each(model_calls(ReferenceKernel(n), steps))))
-        del steps
-        gc.collect()
-    if size.model_trading is not None:
+    else:
         capped = scenario(n, 1, trading=spread(n, size.model_trading))
         log(f"kernel: {n:,} slots: reference model, {size.model_trading} slots trade, {len(capped):,} calls")
         results.append(
@@ -278,11 +272,15 @@ def measure(size: Size, log: Log) -> list[CallTimes]:
 
 def run(quick: bool, log: Log) -> Section:
     sizes = QUICK if quick else FULL
-    alone = kernel_alone(sizes, log)
+    steps: dict[int, list[Step]] = {}
+    for size in sizes:
+        log(f"kernel: {size.slots:,} slots, {size.rounds} round(s): preparing the steps")
+        steps[size.slots] = scenario(size.slots, size.rounds)
+    alone = kernel_alone(steps, log)
     gc.collect()
     results: list[CallTimes] = []
     for size in sizes:
-        results += [alone[size.slots], *measure(size, log)]
+        results += [alone[size.slots], *measure(size, steps.pop(size.slots), log)]
         gc.collect()
     by = {(r.name, r.slots): r for r in results}
     section = Section(
