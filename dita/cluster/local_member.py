@@ -81,9 +81,9 @@ _CHUNK = 256 * 1024
 #   seconds under load (its young collections copy the same ~15 MB of
 #   survivors each time), and those pauses were the projection lag's p99;
 #   ZGC's pauses are under a millisecond;
-# - C1 only: C2 kept a quarter of a core compiling for a minute after start,
-#   taken from the kernels and readers beside it; C1's code is plenty for
-#   a loopback member;
+# - C1 only: C2 kept a quarter of a core compiling through the first tens
+#   of seconds under load, taken from the kernels and readers beside it;
+#   C1's code is plenty for a loopback member;
 # - no hsperfdata file in /tmp; fail loudly instead of limping on when the
 #   heap runs out.
 _JVM_FLAGS = (

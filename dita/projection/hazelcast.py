@@ -155,8 +155,6 @@ class HazelcastProjection:
         self.client = (
             client if client is not None else connect(members, cluster_name, connect_timeout=connect_timeout)
         )
-        self.flush_interval = flush_interval
-        self.idle_interval = max(idle_interval, flush_interval)
         self.heartbeat_interval = heartbeat_interval
         self.status_ttl = status_ttl
         self.write_timeout = write_timeout
@@ -171,7 +169,7 @@ class HazelcastProjection:
                 connect_timeout=min(connect_timeout, 5.0),
                 max_in_flight=max_in_flight,
                 gap=flush_interval,
-                idle=self.idle_interval,
+                idle=max(idle_interval, flush_interval),
             )
         except StoreUnreachable as e:
             if self._owns_client:
