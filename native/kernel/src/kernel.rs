@@ -132,9 +132,13 @@ struct Checkpoint {
 /// What a pending request replaced: the slot's previous trade (ENTER) or its
 /// previous exit order (EXIT).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// Boxed, so that the per-slot table of them stays small: every venue event
+/// reads its slot's entry, and a table of whole orders would be one more
+/// cache miss per event once the kernel outgrows the cache.
 enum RestorePoint {
     Enter(Box<Slot>),
-    Exit(Option<Order>),
+    Exit(Option<Box<Order>>),
 }
 
 impl RestorePoint {
@@ -721,7 +725,6 @@ impl Kernel {
             ..Order::default()
         };
         let (before, prev) = (slot.exposure(), slot.fsm_state);
-        let previous_exit = slot.active_exit_order.clone();
         self.client_index.insert(order.venue_client_id.clone(), i as u32);
         let slot = &mut self.slots[i];
         let replaced = slot.active_exit_order.replace(order.clone());
@@ -730,7 +733,7 @@ impl Kernel {
         if let Some(old) = &replaced {
             self.forget_order(i, old);
         }
-        self.set_restore_point(i, Some(RestorePoint::Exit(previous_exit)));
+        self.set_restore_point(i, Some(RestorePoint::Exit(replaced.map(Box::new))));
         self.touched(i, before, false);
         let d = Details::with_capacity(3)
             .with("exit_size", order.intended_size)
@@ -916,12 +919,12 @@ impl Kernel {
                 }
                 RestorePoint::Exit(previous_exit) => {
                     let slot = &mut self.slots[i];
-                    let refused = std::mem::replace(&mut slot.active_exit_order, previous_exit.clone());
+                    let refused = std::mem::replace(&mut slot.active_exit_order, previous_exit.map(|o| *o));
                     slot.fsm_state = Stage::PositionOpen;
                     if let Some(refused) = &refused {
                         self.forget_order(i, refused);
                     }
-                    if let Some(previous) = &previous_exit {
+                    if let Some(previous) = &self.slots[i].active_exit_order {
                         self.client_index.insert(previous.venue_client_id.clone(), i as u32);
                         if !previous.venue_order_id.is_empty() {
                             self.venue_index.insert(previous.venue_order_id.clone(), i as u32);

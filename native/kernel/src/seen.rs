@@ -1,26 +1,33 @@
 //! The event ids a slot has applied, for idempotency.
 
-use std::collections::VecDeque;
 use std::hash::Hasher;
 
 use rustc_hash::FxHasher;
+use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::order::Id;
-
-/// Event ids, newest last, each with a 32-bit fingerprint kept beside it.
+/// Event ids, oldest first, copied into one block: per id a 32-bit
+/// fingerprint, its length, then its bytes.
 ///
-/// The duplicate check runs on every venue event. Scanning the ids alone
-/// reads each one's heap bytes, a cache miss apiece once a kernel has more
-/// slots than the cache holds; the fingerprints sit in one contiguous block,
-/// and an id's bytes are read only when its fingerprint matches.
+/// The duplicate check runs on every venue event and the block is freed when
+/// the slot's trade is replaced, both usually long after the slot was last
+/// touched, so once a kernel has more slots than the cache holds every
+/// separate allocation is a cache miss. One block costs one; ids held as
+/// shared strings cost one apiece to read and one apiece to free. An id's
+/// bytes are compared only when its fingerprint matches.
 #[derive(Clone, Debug, Default)]
 pub struct SeenIds {
-    ids: VecDeque<Id>,
-    prints: VecDeque<u32>,
+    /// Records from `head` on are live; those before it are forgotten and
+    /// cut away once they fill half the block.
+    block: Vec<u8>,
+    head: usize,
+    len: usize,
 }
 
-/// Room made at a slot's first event.
+const HEADER: usize = 8;
+
+/// Records a slot's first event makes room for: a trade sees about seven
+/// events (ack, fills, exit legs), so the block never regrows for one.
 const FIRST_ROOM: usize = 8;
 
 fn fingerprint(id: &str) -> u32 {
@@ -29,76 +36,126 @@ fn fingerprint(id: &str) -> u32 {
     (h.finish() >> 32) as u32
 }
 
+struct Record<'a> {
+    print: u32,
+    id: &'a [u8],
+}
+
 impl SeenIds {
+    fn records(&self) -> impl Iterator<Item = Record<'_>> {
+        let mut at = self.head;
+        std::iter::from_fn(move || {
+            let header = self.block.get(at..at + HEADER)?;
+            let print = u32::from_le_bytes(header[..4].try_into().expect("four bytes"));
+            let n = u32::from_le_bytes(header[4..].try_into().expect("four bytes")) as usize;
+            let id = &self.block[at + HEADER..at + HEADER + n];
+            at += HEADER + n;
+            Some(Record { print, id })
+        })
+    }
+
     pub fn contains(&self, id: &str) -> bool {
         let print = fingerprint(id);
-        self.prints
-            .iter()
-            .enumerate()
-            .any(|(i, &p)| p == print && &*self.ids[i] == id)
+        self.records().any(|r| r.print == print && r.id == id.as_bytes())
     }
 
     /// Remembers `id`, forgetting the oldest ones beyond `capacity`.
-    pub fn push_bounded(&mut self, id: &Id, capacity: usize) {
+    pub fn push_bounded(&mut self, id: &str, capacity: usize) {
         if capacity == 0 {
             return;
         }
         self.truncate_oldest(capacity - 1);
-        if self.ids.capacity() == 0 {
-            // A trade sees about seven events (ack, fills, exit legs): room for
-            // eight at once, not a growth from four to eight on both queues.
-            let room = capacity.min(FIRST_ROOM);
-            self.ids.reserve_exact(room);
-            self.prints.reserve_exact(room);
+        let n = u32::try_from(id.len()).expect("an id is shorter than 4 GiB");
+        if self.block.capacity() == 0 {
+            self.block.reserve_exact(capacity.min(FIRST_ROOM) * (HEADER + id.len()));
         }
-        self.prints.push_back(fingerprint(id));
-        self.ids.push_back(id.clone());
+        self.block.extend_from_slice(&fingerprint(id).to_le_bytes());
+        self.block.extend_from_slice(&n.to_le_bytes());
+        self.block.extend_from_slice(id.as_bytes());
+        self.len += 1;
     }
 
     /// Forgets the oldest ids until at most `keep` remain.
     pub fn truncate_oldest(&mut self, keep: usize) {
-        while self.ids.len() > keep {
-            self.ids.pop_front();
-            self.prints.pop_front();
+        while self.len > keep {
+            let n = self.records().next().expect("len counts the records").id.len();
+            self.head += HEADER + n;
+            self.len -= 1;
+        }
+        if self.head > self.block.len() / 2 {
+            self.block.drain(..self.head);
+            self.head = 0;
         }
     }
 
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.len == 0
     }
 
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = &Id> {
-        self.ids.iter()
+    /// The ids, oldest first.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> {
+        Ids {
+            records: self.records(),
+            left: self.len,
+        }
     }
 }
+
+struct Ids<I> {
+    records: I,
+    left: usize,
+}
+
+impl<'a, I: Iterator<Item = Record<'a>>> Iterator for Ids<I> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let r = self.records.next()?;
+        self.left -= 1;
+        // Only whole `&str`s are ever written, so this cannot fail.
+        Some(std::str::from_utf8(r.id).expect("ids are stored as whole strings"))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl<'a, I: Iterator<Item = Record<'a>>> ExactSizeIterator for Ids<I> {}
 
 impl PartialEq for SeenIds {
     fn eq(&self, other: &Self) -> bool {
-        self.ids == other.ids
+        self.iter().eq(other.iter())
     }
 }
 
-impl<I: Into<Id>> FromIterator<I> for SeenIds {
-    fn from_iter<T: IntoIterator<Item = I>>(iter: T) -> Self {
-        let ids: VecDeque<Id> = iter.into_iter().map(Into::into).collect();
-        let prints = ids.iter().map(|id| fingerprint(id)).collect();
-        SeenIds { ids, prints }
+impl<S: AsRef<str>> FromIterator<S> for SeenIds {
+    fn from_iter<T: IntoIterator<Item = S>>(iter: T) -> Self {
+        let mut seen = SeenIds::default();
+        for id in iter {
+            seen.push_bounded(id.as_ref(), usize::MAX);
+        }
+        seen
     }
 }
 
 impl Serialize for SeenIds {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.ids.serialize(serializer)
+        let mut seq = serializer.serialize_seq(Some(self.len))?;
+        for id in self.iter() {
+            seq.serialize_element(id)?;
+        }
+        seq.end()
     }
 }
 
 impl<'de> Deserialize<'de> for SeenIds {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(VecDeque::<Id>::deserialize(deserializer)?.into_iter().collect())
+        Ok(Vec::<String>::deserialize(deserializer)?.into_iter().collect())
     }
 }
 
@@ -110,13 +167,43 @@ mod tests {
     fn keeps_the_newest_ids_and_finds_only_those() {
         let mut seen = SeenIds::default();
         for i in 0..10 {
-            seen.push_bounded(&Id::from(format!("e{i}")), 4);
+            seen.push_bounded(&format!("e{i}"), 4);
         }
         assert_eq!(seen.len(), 4);
+        assert_eq!(seen.iter().collect::<Vec<_>>(), ["e6", "e7", "e8", "e9"]);
         assert!(seen.contains("e9") && seen.contains("e6"));
         assert!(!seen.contains("e5") && !seen.contains("e"));
         let round_trip: SeenIds = serde_json::from_str(&serde_json::to_string(&seen).unwrap()).unwrap();
         assert_eq!(round_trip, seen);
         assert!(round_trip.contains("e7"), "fingerprints are rebuilt when read back");
+    }
+
+    #[test]
+    fn forgotten_ids_do_not_pile_up() {
+        let mut seen = SeenIds::default();
+        for i in 0..10_000 {
+            seen.push_bounded(&format!("event-{i}"), 3);
+        }
+        assert_eq!(
+            seen.iter().collect::<Vec<_>>(),
+            ["event-9997", "event-9998", "event-9999"]
+        );
+        // Three live records of 18 bytes, and at most as many forgotten ones.
+        assert!(
+            seen.block.len() <= 2 * 3 * 18 + 18,
+            "block grew to {}",
+            seen.block.len()
+        );
+    }
+
+    #[test]
+    fn empty_and_multibyte_ids() {
+        let mut seen = SeenIds::default();
+        seen.push_bounded("", 8);
+        seen.push_bounded("é", 8);
+        assert!(seen.contains("") && seen.contains("é") && !seen.contains("e"));
+        assert_eq!(seen.len(), 2);
+        seen.truncate_oldest(0);
+        assert!(seen.is_empty() && !seen.contains(""));
     }
 }

@@ -90,7 +90,7 @@ impl Slot {
         self.seen_event_ids.contains(event_id)
     }
 
-    pub fn remember(&mut self, event_id: &Id, capacity: usize) {
+    pub fn remember(&mut self, event_id: &str, capacity: usize) {
         self.seen_event_ids.push_bounded(event_id, capacity);
     }
 
@@ -238,7 +238,7 @@ mod tests {
     fn seen_ids_are_bounded() {
         let mut s = Slot::empty(0);
         for i in 0..10 {
-            s.remember(&format!("e{i}").into(), 4);
+            s.remember(&format!("e{i}"), 4);
         }
         assert_eq!(s.seen_event_ids.len(), 4);
         assert!(s.has_seen("e9") && !s.has_seen("e5"));

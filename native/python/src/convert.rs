@@ -261,7 +261,7 @@ impl ToPy for Id {
 
 impl ToPy for SeenIds {
     fn to_py(&self, py: Python<'_>) -> PyResult<PyObject> {
-        Ok(PyTuple::new(py, self.iter().map(|id| &**id))?.into_any().unbind())
+        Ok(PyTuple::new(py, self.iter())?.into_any().unbind())
     }
 }
 
