@@ -6,9 +6,14 @@ use crate::types::{OrderStatus, OrderType, Side};
 
 pub type Metadata = serde_json::Map<String, serde_json::Value>;
 
-/// Ids are shared, not copied: a trade or order id is held by its slot, the
-/// indices, transitions and outcomes at once, and cloning it is a refcount.
-pub type Id = std::sync::Arc<str>;
+/// A trade, order or event id. An id is held by its slot, the indices,
+/// transitions and outcomes at once, so cloning must be cheap: ids of up to
+/// 23 bytes (most venue and client ids) are held inline and copied, longer
+/// ones are shared behind a refcount. Inline, an id's bytes sit in the slot
+/// or the index entry that holds it, so reading, hashing and dropping it
+/// touch no other memory: with ids behind a pointer, each was a cache miss
+/// once the kernel has more slots than the cache holds.
+pub type Id = smol_str::SmolStr;
 
 /// The client id of the kernel's `seq`-th order, `{trade}{tag}{seq}`
 /// (e.g. `T1-E7`). Not `format!`: that was a fifth of an ENTER or EXIT.

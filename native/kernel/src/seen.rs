@@ -12,9 +12,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// The duplicate check runs on every venue event and the block is freed when
 /// the slot's trade is replaced, both usually long after the slot was last
 /// touched, so once a kernel has more slots than the cache holds every
-/// separate allocation is a cache miss. One block costs one; ids held as
-/// shared strings cost one apiece to read and one apiece to free. An id's
-/// bytes are compared only when its fingerprint matches.
+/// separate allocation is a cache miss. One block costs one; a queue of ids
+/// and one of fingerprints cost two, plus one per id too long to be held
+/// inline. An id's bytes are compared only when its fingerprint matches.
 #[derive(Clone, Debug, Default)]
 pub struct SeenIds {
     /// Records from `head` on are live; those before it are forgotten and
