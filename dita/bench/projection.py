@@ -8,8 +8,10 @@
   every one of 10,000 events a second needs most of a core on its own and
   falls behind on this machine, which would measure the reader, not the
   projection;
-* overhead: the same paced run with the projection off and on, in one run:
-  kernel call time of each and their ratio;
+* overhead: the same paced run with the projection off and on, taking turns
+  in blocks (the host's speed drifts by more than the overhead within a
+  minute, so one run after the other measured the drift): kernel call time
+  of each and their ratio;
 * the highest call rate the kernel sustains with the projection on (unpaced),
   beside the same run with it off;
 * convergence: 1,000 slots changed while the member is down; time from the
@@ -47,6 +49,8 @@ OVERHEAD_TARGET = 1.15
 CONVERGENCE_TARGET_S = 2.0
 #: The lag reader listens to one slot in this many.
 LAG_SAMPLE_EVERY = 10
+#: Blocks of each side (off, on) in the overhead run.
+OVERHEAD_TURNS = 10
 
 
 @dataclass(frozen=True)
@@ -88,13 +92,15 @@ def _reader(members: list[str], cluster: str, keys: list[str], out: Any, ready: 
 
 
 def paced_run(
-    kernel: ExecutionKernel, rate: int | None, seconds: float, count: int = 0
+    kernel: ExecutionKernel, rate: int | None, seconds: float, count: int = 0, first: int = 0
 ) -> tuple[list[float], list[tuple[str, int, float]]]:
     """Opens and cancels trades at `rate` calls/s (`count` calls as fast as possible
-    when rate is None); returns call times (µs) and (key, version, time) per change."""
+    when rate is None); returns call times (µs) and (key, version, time) per change.
+    A run that continues an earlier one on the same kernel starts at call `first`,
+    so that its trade ids are new."""
     n = kernel.max_slots
     intents = []
-    for i in range(int(rate * seconds) if rate else count):
+    for i in range(first, first + (int(rate * seconds) if rate else count)):
         slot = i % n
         trade = i // n
         if trade % 2 == 0:
@@ -183,10 +189,12 @@ def lag_run(members: list[str], cluster: str, rate: int, plan: Plan) -> dict[str
 
 
 def overhead_run(members: list[str], cluster: str, rate: int, plan: Plan) -> dict[str, Any]:
+    """Kernel call times at a paced `rate` with the projection off and on: the two
+    kernels take turns, a block of `plan.seconds / OVERHEAD_TURNS` each, the
+    first of each pair alternating."""
     off = ExecutionKernel(
         max_slots=plan.slots, kernel_id="bench-off", venue=SilentVenue(), projection=InMemoryProjection()
     )
-    d_off, _ = paced_run(off, rate, plan.seconds)
     client = connect(members, cluster)
     try:
         projection = HazelcastProjection(client)
@@ -196,7 +204,14 @@ def overhead_run(members: list[str], cluster: str, rate: int, plan: Plan) -> dic
             venue=SilentVenue(),
             projection=projection,
         )
-        d_on, _ = paced_run(on, rate, plan.seconds)
+        block = plan.seconds / OVERHEAD_TURNS
+        calls = int(rate * block)
+        d_off: list[float] = []
+        d_on: list[float] = []
+        for turn in range(OVERHEAD_TURNS):
+            pair = [(off, d_off), (on, d_on)]
+            for kernel, durations in pair if turn % 2 == 0 else reversed(pair):
+                durations += paced_run(kernel, rate, block, first=turn * calls)[0]
         projection.close()
     finally:
         client.shutdown()
@@ -339,8 +354,9 @@ def section(found: dict[str, Any], plan: Plan) -> Section:
         "version returning to a second process receiving that version; the reader listens to one slot "
         f"in {LAG_SAMPLE_EVERY} (every change of it), so that what is measured is the projection, "
         "not the reader decoding 10,000 events a second. "
-        "The overhead runs are the same paced run with the projection off (in-memory) and on, one after "
-        "the other; the highest rate is an unpaced run of each. Convergence: the member is stopped, "
+        "The overhead runs are the same paced run with the projection off (in-memory) and on, taking "
+        f"turns in {OVERHEAD_TURNS} blocks of each; the highest rate is an unpaced run of each. "
+        "Convergence: the member is stopped, "
         f"{plan.convergence_slots:,} slots change, the member starts again, and the clock runs from "
         "it accepting clients to a reader seeing every slot's latest version.",
     )
