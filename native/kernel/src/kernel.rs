@@ -131,11 +131,11 @@ struct Checkpoint {
 
 /// What a pending request replaced: the slot's previous trade (ENTER) or its
 /// previous exit order (EXIT).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 ///
 /// Boxed, so that the per-slot table of them stays small: every venue event
 /// reads its slot's entry, and a table of whole orders would be one more
 /// cache miss per event once the kernel outgrows the cache.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 enum RestorePoint {
     Enter(Box<Slot>),
     Exit(Option<Box<Order>>),

@@ -36,27 +36,46 @@ fn fingerprint(id: &str) -> u32 {
     (h.finish() >> 32) as u32
 }
 
-struct Record<'a> {
-    print: u32,
-    id: &'a [u8],
+/// The live records, oldest first: (fingerprint, id bytes).
+struct Records<'a> {
+    block: &'a [u8],
+    left: usize,
 }
 
+impl<'a> Iterator for Records<'a> {
+    type Item = (u32, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        let (header, rest) = self.block.split_at(HEADER);
+        let print = u32::from_le_bytes(header[..4].try_into().expect("four bytes"));
+        let n = u32::from_le_bytes(header[4..].try_into().expect("four bytes")) as usize;
+        let (id, rest) = rest.split_at(n);
+        self.block = rest;
+        self.left -= 1;
+        Some((print, id))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for Records<'_> {}
+
 impl SeenIds {
-    fn records(&self) -> impl Iterator<Item = Record<'_>> {
-        let mut at = self.head;
-        std::iter::from_fn(move || {
-            let header = self.block.get(at..at + HEADER)?;
-            let print = u32::from_le_bytes(header[..4].try_into().expect("four bytes"));
-            let n = u32::from_le_bytes(header[4..].try_into().expect("four bytes")) as usize;
-            let id = &self.block[at + HEADER..at + HEADER + n];
-            at += HEADER + n;
-            Some(Record { print, id })
-        })
+    fn records(&self) -> Records<'_> {
+        Records {
+            block: &self.block[self.head..],
+            left: self.len,
+        }
     }
 
     pub fn contains(&self, id: &str) -> bool {
         let print = fingerprint(id);
-        self.records().any(|r| r.print == print && r.id == id.as_bytes())
+        self.records().any(|(p, bytes)| p == print && bytes == id.as_bytes())
     }
 
     /// Remembers `id`, forgetting the oldest ones beyond `capacity`.
@@ -78,7 +97,7 @@ impl SeenIds {
     /// Forgets the oldest ids until at most `keep` remain.
     pub fn truncate_oldest(&mut self, keep: usize) {
         while self.len > keep {
-            let n = self.records().next().expect("len counts the records").id.len();
+            let n = self.records().next().expect("len counts the records").1.len();
             self.head += HEADER + n;
             self.len -= 1;
         }
@@ -98,34 +117,11 @@ impl SeenIds {
 
     /// The ids, oldest first.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> {
-        Ids {
-            records: self.records(),
-            left: self.len,
-        }
-    }
-}
-
-struct Ids<I> {
-    records: I,
-    left: usize,
-}
-
-impl<'a, I: Iterator<Item = Record<'a>>> Iterator for Ids<I> {
-    type Item = &'a str;
-
-    fn next(&mut self) -> Option<&'a str> {
-        let r = self.records.next()?;
-        self.left -= 1;
         // Only whole `&str`s are ever written, so this cannot fail.
-        Some(std::str::from_utf8(r.id).expect("ids are stored as whole strings"))
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.left, Some(self.left))
+        self.records()
+            .map(|(_, id)| std::str::from_utf8(id).expect("ids are stored as whole strings"))
     }
 }
-
-impl<'a, I: Iterator<Item = Record<'a>>> ExactSizeIterator for Ids<I> {}
 
 impl PartialEq for SeenIds {
     fn eq(&self, other: &Self) -> bool {

@@ -172,6 +172,38 @@ fn rate_limits_roll_back_to_the_slot_before_the_intent() {
 }
 
 #[test]
+fn a_rate_limited_exit_brings_back_the_previous_leg_order_and_its_ids() {
+    let mut k = kernel(1);
+    k.process_intent(&enter_legs(0, "t", Side::Long, 2.0, &[0.5, 0.5]));
+    let cid = k.slot(0).unwrap().active_entry_order.clone().unwrap().venue_client_id;
+    k.submitted(0, Timestamp(1));
+    k.on_venue_event(&fill("e", &cid, EventKind::Fill, 100.0, 2.0));
+    let first = k.process_intent(&exit(0)).order.unwrap().venue_client_id;
+    k.submitted(0, Timestamp(1));
+    k.on_venue_event(&ack("x1a", &first, "V-x1"));
+    k.on_venue_event(&fill("x1f", &first, EventKind::Fill, 101.0, 1.0));
+    let leg_one = k.slot(0).unwrap().active_exit_order.clone().unwrap();
+
+    let second = k.process_intent(&exit(0)).order.unwrap().venue_client_id;
+    let out = k.on_venue_event(&event("x2rl", &second, EventKind::RateLimited));
+    assert_eq!(
+        (out.diagnostic_code, out.state),
+        (DiagnosticCode::RateLimited, Stage::PositionOpen)
+    );
+    assert_eq!(k.slot(0).unwrap().active_exit_order.as_ref(), Some(&leg_one));
+    assert_eq!(
+        k.client_order_index().get(&first),
+        Some(&0),
+        "the first leg's ids route again"
+    );
+    assert_eq!(k.venue_order_index().get("V-x1"), Some(&0));
+    assert!(
+        !k.client_order_index().contains_key(&second),
+        "the refused leg is unindexed"
+    );
+}
+
+#[test]
 fn refusals_change_nothing() {
     let mut k = kernel(2);
     let cid = working_entry(&mut k, 0, "a", Side::Long, 1.0);
