@@ -9,8 +9,10 @@ projection is pulled from change tracking and costs the call nothing.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -26,12 +28,33 @@ from dita.contracts import (
     VenueOrder,
 )
 from dita.control import ControlPlane, ControlUpdate, KernelControlSnapshot, LocalControlPlane
-from dita.enums import KernelVerbosity
+from dita.enums import KernelMode, KernelVerbosity, OrderType, TradeStage, VenueOrderStatus
 from dita.journal import KernelJournal, MemoryJournal
 from dita.projection import InMemoryProjection, KernelProjection
 from dita.venue import MockVenueAdapter, VenueAdapter
 
 CallObserver = Callable[[str, KernelOutcome, float], None]
+
+log = logging.getLogger("dita.kernel")
+
+#: Stages in which a slot has an order at (or on its way to) the venue.
+WORKING_STAGES = frozenset(
+    {
+        TradeStage.ORDER_REQUESTED,
+        TradeStage.ORDER_SENT,
+        TradeStage.ENTRY_WORKING,
+        TradeStage.EXIT_REQUESTED,
+        TradeStage.EXIT_WORKING,
+    }
+)
+
+
+def _working_order(slot: TradeSlot) -> VenueOrder | None:
+    if slot.fsm_state not in WORKING_STAGES:
+        return None
+    exiting = slot.fsm_state in (TradeStage.EXIT_REQUESTED, TradeStage.EXIT_WORKING)
+    order: VenueOrder | None = slot.active_exit_order if exiting else slot.active_entry_order
+    return order
 
 
 def _out_of_range(error: OverflowError, name: str, value: Any) -> ValueError:
@@ -163,7 +186,25 @@ class ExecutionKernel:
         projection_client: a connected `hazelcast.HazelcastClient`; when given
             (and no `projection`), state streams into its cluster's maps.
         control: the control to start with (default: ACTIVE, NORMAL, no journal).
-        control_plane: where control comes from (default: a local one).
+        control_plane: holds control set in this process through `update_control`
+            (default: a local one). A kernel attached to a cluster obeys the
+            cluster's `dita.control` as well, see `listen_control`.
+        listen_control: whether a kernel attached to a cluster (through
+            `projection_client`, or a `HazelcastProjection`) applies what
+            operators write to `dita.control`: a `ControlListener` reads the
+            map before the constructor returns, applies every valid entry as it
+            arrives (a HALT also cancels every working order), reports what it
+            applied in `dita.kernels`, and is stopped by `close()`. Default
+            True; pass False only when something else listens for this kernel.
+        control_key: the key operators sign control entries with; without one
+            the kernel applies unsigned entries, so anyone who can reach the
+            cluster can steer it (default: None).
+        control_entries: the control entries this kernel id applied in an
+            earlier life (`control_entries()` of that life, kept in a run's
+            checkpoint): in force until the map holds newer ones, and older
+            revs are refused as replays. With a control key, the entries the
+            id last reported in `dita.kernels` count too (their signatures
+            prove them).
         seen_event_capacity: event ids each slot remembers for idempotency (default 64).
     """
 
@@ -178,6 +219,9 @@ class ExecutionKernel:
         projection_client: Any = None,
         control: KernelControlSnapshot | None = None,
         control_plane: ControlPlane | None = None,
+        listen_control: bool = True,
+        control_key: bytes | None = None,
+        control_entries: Mapping[str, Mapping[str, Any]] | None = None,
         seen_event_capacity: int = 64,
         _core: Kernel | None = None,
     ) -> None:
@@ -192,6 +236,9 @@ class ExecutionKernel:
         self._journal_seq = 0
         self._observer: CallObserver | None = None
         self._control_report: dict[str, Any] = {}
+        # The control listener cancels and flattens from its own thread: a
+        # multi-step call (intent, venue, its answers) must not interleave with one.
+        self._calls = threading.RLock()
         self.started_at = time.time()
         self._apply_control(self.control_plane.read())
         self.state = KernelStateView(self)
@@ -200,7 +247,25 @@ class ExecutionKernel:
 
             projection = HazelcastProjection(projection_client)
         self.projection: KernelProjection = projection if projection is not None else InMemoryProjection()
+        client = getattr(self.projection, "client", None) if listen_control else None
+        self.control_listener: Any = None
+        if client is not None:
+            from dita.controlplane.listener import ControlListener, newest_entries, read_prior_entries
+
+            # Read before the first beat replaces this id's last report.
+            reported = read_prior_entries(client, self._kernel_id, control_key, timeout=5.0)
+            prior = newest_entries(control_entries, reported)
         self.projection.attach(self)
+        if client is not None:
+            self.control_listener = ControlListener(
+                client, self, control_key=control_key, prior_entries=prior
+            )
+            if not self.control_listener.start():
+                log.warning(
+                    "kernel %s: dita.control unreadable; running in mode %s until it is read",
+                    self._kernel_id,
+                    self._control.mode.value,
+                )
 
     # ----- identity and control -------------------------------------------------
 
@@ -256,6 +321,10 @@ class ExecutionKernel:
         whatever the venue answers at once. If the venue raises, the slot keeps
         its request (ORDER_REQUESTED or EXIT_REQUESTED, CANCEL-able) and the
         exception propagates."""
+        with self._calls:
+            return self._process_intent(intent)
+
+    def _process_intent(self, intent: KernelIntent) -> KernelOutcome:
         started = time.perf_counter() if self._observer is not None else 0.0
         outcome = self._core.process_intent(intent)
         order = outcome.order
@@ -284,6 +353,89 @@ class ExecutionKernel:
         if self._observer is not None:
             self._observer("venue_event", outcome, time.perf_counter() - started)
         return outcome
+
+    def cancel_working_orders(self, reason: str) -> dict[str, Any]:
+        """The kill switch: a CANCEL through the lifecycle for every order working
+        at (or on its way to) the venue, each journaled and projected like any
+        other. A venue adapter that raises on one cancel does not stop the rest.
+        Returns cancels_sent, failed (slot id and why), working (orders still
+        working, cancelled or not) and cancelling (of those, cancels sent)."""
+        sent = 0
+        failed: list[dict[str, Any]] = []
+        with self._calls:
+            for slot in self.slots():
+                order = _working_order(slot)
+                if order is None or order.status is VenueOrderStatus.CANCEL_REQUESTED:
+                    continue
+                intent = KernelIntent(
+                    action="CANCEL", slot_id=slot.slot_id, trade_id=slot.trade_id, reason=reason
+                )
+                try:
+                    outcome = self._process_intent(intent)
+                except Exception as e:  # the venue refused or failed: name it, go on
+                    failed.append({"slot_id": slot.slot_id, "why": f"{type(e).__name__}: {e}"[:200]})
+                    continue
+                if outcome.accepted:
+                    sent += 1
+                else:
+                    failed.append({"slot_id": slot.slot_id, "why": outcome.diagnostic_code.value})
+        return {"cancels_sent": sent, "failed": failed, **self.working_orders()}
+
+    def flatten(self, reason: str) -> dict[str, Any]:
+        """Closes every open position at market (an operator's order, allowed while
+        HALTED: the kernel takes REDUCE_ONLY for these exits alone, under the call
+        lock, so no strategy intent slips through meanwhile). Returns exits_sent
+        and failed (slot id and why)."""
+        sent = 0
+        failed: list[dict[str, Any]] = []
+        with self._calls:
+            halted = self._control.mode is KernelMode.HALTED
+            if halted:
+                self._core.set_control(
+                    KernelMode.REDUCE_ONLY.value, self._control.verbosity.value, self._control.journal
+                )
+            try:
+                for slot in self.slots():
+                    if slot.fsm_state is not TradeStage.POSITION_OPEN:
+                        continue
+                    intent = KernelIntent(
+                        action="EXIT",
+                        slot_id=slot.slot_id,
+                        trade_id=slot.trade_id,
+                        target_size=slot.size,
+                        order_type=OrderType.MARKET,
+                        reason=reason,
+                    )
+                    try:
+                        outcome = self._process_intent(intent)
+                    except Exception as e:
+                        failed.append({"slot_id": slot.slot_id, "why": f"{type(e).__name__}: {e}"[:200]})
+                        continue
+                    if outcome.accepted:
+                        sent += 1
+                    else:
+                        failed.append({"slot_id": slot.slot_id, "why": outcome.diagnostic_code.value})
+            finally:
+                if halted:
+                    self._apply_control(self._control)
+        return {"exits_sent": sent, "failed": failed}
+
+    def control_entries(self) -> dict[str, dict[str, Any]]:
+        """The cluster control entries in force (for a checkpoint: see `control_entries=`)."""
+        if self.control_listener is None:
+            return {}
+        entries: dict[str, dict[str, Any]] = self.control_listener.report()["entries"]
+        return entries
+
+    def working_orders(self) -> dict[str, int]:
+        """working: orders at or on their way to the venue; cancelling: of those, cancels sent."""
+        working = cancelling = 0
+        for slot in self.slots():
+            order = _working_order(slot)
+            if order is not None:
+                working += 1
+                cancelling += order.status is VenueOrderStatus.CANCEL_REQUESTED
+        return {"working": working, "cancelling": cancelling}
 
     def observe_calls(self, observer: CallObserver | None) -> None:
         """Calls `observer(kind, outcome, seconds)` after every `process_intent`
@@ -400,6 +552,7 @@ class ExecutionKernel:
             "state": "RUNNING",
             "control": self._control.as_dict(),
             "control_report": self._control_report,
+            "orders": self.working_orders(),
             "max_slots": self.max_slots,
             "started_at": self.started_at,
             "host": socket.gethostname(),
@@ -421,7 +574,9 @@ class ExecutionKernel:
         return cls(_core=core, control=control, **kwargs)
 
     def close(self) -> None:
-        """Flushes the projection and the journal."""
+        """Stops the control listener, flushes the projection and the journal."""
+        if self.control_listener is not None:
+            self.control_listener.stop()
         self.projection.detach(self._kernel_id)
         self.journal.close()
 

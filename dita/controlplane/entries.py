@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -14,7 +15,24 @@ KERNEL_PREFIX = "kernel:"
 MAX_ENTRY_BYTES = 4_096
 MAX_TEXT = 1_000
 CONTROL_VALUES = ("mode", "verbosity", "journal")
-ENTRY_FIELDS = frozenset({*CONTROL_VALUES, "rev", "author", "reason", "issued_at", "signature"})
+#: What an entry asks a kernel to do besides setting control: `cancel_working`
+#: (with mode HALTED: cancel every working order; true unless an entry says
+#: false), `flatten` (close every open position at market, once per rev) and
+#: `clear` (a tombstone: the key sets nothing, so its kernels fall back).
+ACTION_FIELDS = ("cancel_working", "flatten", "clear")
+ENTRY_FIELDS = frozenset(
+    {*CONTROL_VALUES, *ACTION_FIELDS, "rev", "author", "reason", "issued_at", "signature"}
+)
+#: Entries issued longer ago than this are refused as replays (a signed entry
+#: stays valid forever otherwise, and `dita.control.history` keeps copies).
+#: Operators re-issue a standing entry with `dita control set` before then.
+DEFAULT_MAX_AGE_S = 30 * 24 * 3600.0
+#: An entry issued further in the future than this is refused: a clock that
+#: far off would make every later write look like a replay.
+MAX_CLOCK_AHEAD_S = 300.0
+#: Revs are milliseconds since the epoch (see `operator.next_rev`); a rev past
+#: this would stop every later genuine write as "stale".
+MAX_REV = 2**63 - 1
 
 
 def kernel_key(kernel_id: str) -> str:
@@ -50,14 +68,24 @@ class ControlEntry:
     author: str = ""
     reason: str = ""
     issued_at: float = 0.0
+    cancel_working: bool | None = None
+    flatten: bool = False
+    clear: bool = False
 
     def values(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in CONTROL_VALUES if getattr(self, k) is not None}
 
 
+def _no_constants(name: str) -> Any:
+    # json.loads takes NaN and Infinity by default; no dita document holds one.
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _text(raw: Any) -> str:
     if hasattr(raw, "to_string"):
-        text: str = raw.to_string()
+        text = raw.to_string()
+        if not isinstance(text, str):
+            raise TypeError(type(raw).__name__)
         return text
     if isinstance(raw, bytes):
         return raw.decode("utf-8", errors="replace")
@@ -66,8 +94,20 @@ def _text(raw: Any) -> str:
     raise TypeError(type(raw).__name__)
 
 
-def parse_entry(key: str, raw: Any, *, last_rev: int = 0, control_key: bytes | None = None) -> ControlEntry:
-    """A `ControlEntry` from a map value, or `ControlRefusal` saying exactly why not."""
+def parse_entry(
+    key: str,
+    raw: Any,
+    *,
+    last_rev: int = 0,
+    control_key: bytes | None = None,
+    now: float | None = None,
+    max_age_s: float | None = None,
+) -> ControlEntry:
+    """A `ControlEntry` from a map value, or `ControlRefusal` saying exactly why not.
+
+    With `now` and `max_age_s`, an entry issued more than `max_age_s` before
+    `now` (or over `MAX_CLOCK_AHEAD_S` after it) is refused as a replay.
+    """
     if key != GLOBAL_KEY and not (key.startswith(KERNEL_PREFIX) and len(key) > len(KERNEL_PREFIX)):
         raise ControlRefusal(key, None, f"unknown key: use {GLOBAL_KEY!r} or '{KERNEL_PREFIX}<kernel_id>'")
     try:
@@ -77,8 +117,8 @@ def parse_entry(key: str, raw: Any, *, last_rev: int = 0, control_key: bytes | N
     if len(text.encode()) > MAX_ENTRY_BYTES:
         raise ControlRefusal(key, None, f"entry is {len(text.encode())} bytes, more than {MAX_ENTRY_BYTES}")
     try:
-        doc = json.loads(text)
-    except ValueError as e:
+        doc = json.loads(text, parse_constant=_no_constants)
+    except (ValueError, RecursionError) as e:
         raise ControlRefusal(key, None, f"not JSON: {e}") from None
     if not isinstance(doc, dict):
         raise ControlRefusal(key, None, f"not a JSON object but {type(doc).__name__}")
@@ -86,14 +126,20 @@ def parse_entry(key: str, raw: Any, *, last_rev: int = 0, control_key: bytes | N
     unknown = sorted(set(doc) - ENTRY_FIELDS)
     if unknown:
         raise ControlRefusal(key, rev, f"unknown field(s) {', '.join(unknown)}")
-    if not isinstance(rev, int) or isinstance(rev, bool) or rev < 1:
-        raise ControlRefusal(key, rev, f"rev = {rev!r}: must be an integer of at least 1")
+    if not isinstance(rev, int) or isinstance(rev, bool) or not 1 <= rev <= MAX_REV:
+        shown = (
+            rev if not isinstance(rev, int) or rev.bit_length() < 80 else f"an int of {rev.bit_length()} bits"
+        )
+        raise ControlRefusal(key, None, f"rev = {shown!r}: must be an integer from 1 to {MAX_REV}")
     if rev <= last_rev:
         raise ControlRefusal(
             key, rev, f"rev {rev} is not above the last applied rev {last_rev} (stale or replayed)"
         )
-    if not any(f in doc for f in CONTROL_VALUES):
-        raise ControlRefusal(key, rev, f"sets none of {', '.join(CONTROL_VALUES)}")
+    clear = _flag(key, rev, doc, "clear")
+    if clear and any(f in doc for f in (*CONTROL_VALUES, "cancel_working", "flatten")):
+        raise ControlRefusal(key, rev, "clear = true: a clearing entry sets nothing else")
+    if not clear and not any(f in doc for f in (*CONTROL_VALUES, "flatten")):
+        raise ControlRefusal(key, rev, f"sets none of {', '.join(CONTROL_VALUES)} (nor flatten or clear)")
     mode = _enum(key, rev, doc, "mode", KernelMode)
     verbosity = _enum(key, rev, doc, "verbosity", KernelVerbosity)
     journal = doc.get("journal")
@@ -104,13 +150,27 @@ def parse_entry(key: str, raw: Any, *, last_rev: int = 0, control_key: bytes | N
         if not isinstance(value, str) or len(value) > MAX_TEXT:
             raise ControlRefusal(key, rev, f"{name} must be text of at most {MAX_TEXT} characters")
     issued_at = doc.get("issued_at", 0.0)
-    if not isinstance(issued_at, int | float) or isinstance(issued_at, bool):
+    if not isinstance(issued_at, int | float) or isinstance(issued_at, bool) or not math.isfinite(issued_at):
         raise ControlRefusal(key, rev, f"issued_at = {issued_at!r}: must be Unix seconds")
+    cancel_working = doc.get("cancel_working")
+    if cancel_working is not None and not isinstance(cancel_working, bool):
+        raise ControlRefusal(key, rev, f"cancel_working = {cancel_working!r}: must be true or false")
+    flatten = _flag(key, rev, doc, "flatten")
     if control_key is not None:
         if "signature" not in doc:
             raise ControlRefusal(key, rev, "unsigned: this kernel requires signed control entries")
-        if not verify_signature(doc, control_key):
-            raise ControlRefusal(key, rev, "signature does not match the entry (forged or altered)")
+        if not verify_signature(doc, control_key, key):
+            raise ControlRefusal(
+                key, rev, f"signature does not match the entry under key {key!r} (forged, altered or copied)"
+            )
+    if now is not None and max_age_s is not None:
+        age = now - float(issued_at)
+        if age > max_age_s:
+            raise ControlRefusal(
+                key, rev, f"issued {age / 86_400:.1f} days ago, more than {max_age_s / 86_400:g}: a replay?"
+            )
+        if -age > MAX_CLOCK_AHEAD_S:
+            raise ControlRefusal(key, rev, f"issued {-age:.0f} s in the future: check the writer's clock")
     return ControlEntry(
         key=key,
         rev=rev,
@@ -120,7 +180,17 @@ def parse_entry(key: str, raw: Any, *, last_rev: int = 0, control_key: bytes | N
         author=doc.get("author", ""),
         reason=doc.get("reason", ""),
         issued_at=float(issued_at),
+        cancel_working=cancel_working,
+        flatten=flatten,
+        clear=clear,
     )
+
+
+def _flag(key: str, rev: int, doc: dict[str, Any], name: str) -> bool:
+    value = doc.get(name, False)
+    if not isinstance(value, bool):
+        raise ControlRefusal(key, rev, f"{name} = {value!r}: must be true or false")
+    return value
 
 
 _E = TypeVar("_E", KernelMode, KernelVerbosity)

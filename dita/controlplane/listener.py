@@ -1,11 +1,23 @@
 """A kernel's ear on `dita.control`: what operators write is validated and applied.
 
-Entry events arrive on the Hazelcast client's I/O thread. Validation and
-applying control to the kernel are pure CPU work of microseconds, so they
-run right there (the next intent is gated by the new mode); anything that
-talks to the cluster (reading the whole map at startup and after a
-reconnect, reporting) runs on a helper thread or as a future nobody waits
-for, so the I/O thread never blocks.
+Entry events arrive on the Hazelcast client's I/O thread, which only files
+them (the newest value per key) and wakes the listener's own thread. That
+thread decides and applies: control is pure CPU work of microseconds, but a
+HALT's kill switch goes through the kernel's venue adapter, which may wait
+on a venue, and the client's I/O thread must never wait.
+
+What the listener guarantees (docs/ARCHITECTURE.md, "Control protocol"):
+
+- Only an entry that parses, is signed for its key (with a control key), is
+  above the last rev applied for that key (across restarts too: the floor
+  comes from the checkpoint and from this kernel's own signed report in
+  `dita.kernels`) and is not older than `max_age_s` is applied.
+- Nothing read from the map can raise out of the listener: a value that
+  cannot be decoded or checked is that entry's refusal, nothing more.
+- A removed entry, or a map that comes back empty (a restarted member, a new
+  cluster), never changes control: the kernel holds what it applied and says
+  so. Operators clear an entry on purpose by writing a clearing entry.
+- Refusals are logged and written to the history at most once a second per key.
 """
 
 from __future__ import annotations
@@ -14,12 +26,14 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from dita.control import KernelControlSnapshot
 from dita.controlplane.entries import (
     CONTROL_VALUES,
+    DEFAULT_MAX_AGE_S,
     GLOBAL_KEY,
     ControlEntry,
     ControlRefusal,
@@ -27,18 +41,31 @@ from dita.controlplane.entries import (
     kernel_key,
     parse_entry,
 )
-from dita.controlplane.operator import HISTORY_MAP, record_history
-from dita.projection.base import CONTROL_MAP
+from dita.controlplane.history import HISTORY_MAP, record_history
+from dita.controlplane.signing import verify_signature
+from dita.enums import KernelMode
+from dita.projection.base import CONTROL_MAP, KERNELS_MAP
 
 log = logging.getLogger("dita.control")
+
+#: Refusals of one key logged and written to the history at most this often.
+REFUSAL_LOG_INTERVAL_S = 1.0
+#: A refusal is reported in `dita.kernels` within this (operators' `--wait`
+#: names it); a burst of junk writes costs one report per interval, not one each.
+REPORT_INTERVAL_S = 0.02
 
 
 def _as_dict(raw: Any) -> dict[str, Any] | None:
     try:
-        doc = json.loads(raw.to_string() if hasattr(raw, "to_string") else raw)
-    except (ValueError, TypeError):
+        text = raw.to_string() if hasattr(raw, "to_string") else raw
+        doc = json.loads(text, parse_constant=_no_constant)
+    except Exception:  # anything undecodable is simply not an applied document
         return None
     return doc if isinstance(doc, dict) else None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(name)
 
 
 class ControlTarget(Protocol):
@@ -56,6 +83,96 @@ class ControlTarget(Protocol):
 
     def record_control_event(self, kind: str, detail: dict[str, Any]) -> None: ...
 
+    def cancel_working_orders(self, reason: str) -> dict[str, Any]: ...
+
+    def flatten(self, reason: str) -> dict[str, Any]: ...
+
+
+class Backoff:
+    """Pauses that double from `first` up to `cap`, and start again after a success."""
+
+    def __init__(self, first: float = 0.1, cap: float = 5.0) -> None:
+        self.first = first
+        self.cap = cap
+        self.attempts = 0
+
+    def next_pause(self) -> float:
+        pause = min(self.first * 2.0**self.attempts, self.cap)
+        self.attempts = min(self.attempts + 1, 32)
+        return pause
+
+    def reset(self) -> None:
+        self.attempts = 0
+
+
+@dataclass
+class _Refusals:
+    """Per key: when a refusal was last logged, and how many went unlogged since."""
+
+    logged_at: dict[str, float] = field(default_factory=dict)
+    suppressed: dict[str, int] = field(default_factory=dict)
+
+    def should_log(self, key: str, now: float) -> tuple[bool, int]:
+        if now - self.logged_at.get(key, -1e18) < REFUSAL_LOG_INTERVAL_S:
+            self.suppressed[key] = self.suppressed.get(key, 0) + 1
+            return False, 0
+        self.logged_at[key] = now
+        return True, self.suppressed.pop(key, 0)
+
+
+def prior_entries_from_report(
+    status: Any, kernel_id: str, control_key: bytes | None
+) -> dict[str, dict[str, Any]]:
+    """The entries this kernel id last reported applying, from its `dita.kernels`
+    entry, keeping only those whose signature proves them: a stray client could
+    otherwise write a huge rev there (and have every genuine entry refused as
+    stale) or an ACTIVE entry. Without a control key nothing can be proven."""
+    if control_key is None:
+        return {}
+    doc = status if isinstance(status, dict) else _as_dict(status)
+    report = doc.get("control_report") if isinstance(doc, dict) else None
+    entries = report.get("entries") if isinstance(report, dict) else None
+    if not isinstance(entries, dict):
+        return {}
+    return {
+        key: entry
+        for key in (GLOBAL_KEY, kernel_key(kernel_id))
+        if isinstance(entry := entries.get(key), dict) and verify_signature(entry, control_key, key)
+    }
+
+
+def read_prior_entries(
+    client: Any, kernel_id: str, control_key: bytes | None, timeout: float
+) -> dict[str, dict[str, Any]]:
+    """`prior_entries_from_report` of the kernel's entry in the cluster; {} when it cannot be read."""
+    if control_key is None:
+        return {}
+    done = threading.Event()
+    try:
+        future = client.get_map(KERNELS_MAP).get(kernel_id)
+        future.add_done_callback(lambda _f: done.set())
+        if not done.wait(timeout):
+            return {}
+        return prior_entries_from_report(future.result(), kernel_id, control_key)
+    except Exception as e:  # nothing proven beyond the checkpoint's: say so, go on
+        log.warning(
+            "control: cannot read %s's last report (%s); prior control from the checkpoint only", kernel_id, e
+        )
+        return {}
+
+
+def newest_entries(*sources: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    """Per key, the entry of highest rev among `sources`."""
+    merged: dict[str, dict[str, Any]] = {}
+    for source in sources:
+        for key, doc in (source or {}).items():
+            rev = doc.get("rev") if isinstance(doc, Mapping) else None
+            if not isinstance(rev, int) or isinstance(rev, bool):
+                continue
+            if key not in merged or rev > merged[key]["rev"]:
+                merged[key] = dict(doc)
+    return merged
+
 
 class ControlListener:
     """Applies the effective control of `dita.control` to one kernel.
@@ -63,8 +180,15 @@ class ControlListener:
     Keyword arguments:
         default: the control used for fields no entry sets (default: the
             kernel's control when the listener starts).
-        control_key: shared HMAC key; when set, unsigned or forged entries are refused.
+        control_key: shared HMAC key; when set, unsigned, forged or copied entries are refused.
         read_timeout: seconds to wait for the full read of the map at startup (default 10).
+        prior_entries: per key, the entry this kernel id applied last in an
+            earlier life (from its checkpoint, or its own signed report in
+            `dita.kernels`). It is in force until the map says otherwise:
+            entries at or below its rev are refused as replays, and a map that
+            lacks the key (a cluster that lost its data) changes nothing.
+        max_age_s: entries issued longer ago are refused as replays (default 30 days).
+        on_change: called with each new control after it is applied.
     """
 
     def __init__(
@@ -75,6 +199,8 @@ class ControlListener:
         default: KernelControlSnapshot | None = None,
         control_key: bytes | None = None,
         read_timeout: float = 10.0,
+        prior_entries: Mapping[str, Mapping[str, Any]] | None = None,
+        max_age_s: float = DEFAULT_MAX_AGE_S,
         on_change: Callable[[KernelControlSnapshot], None] | None = None,
     ) -> None:
         self.client = client
@@ -82,27 +208,74 @@ class ControlListener:
         self.default = default or kernel.control
         self.control_key = control_key
         self.read_timeout = read_timeout
+        self.max_age_s = max_age_s
         self.on_change = on_change
         self.own_key = kernel_key(kernel.kernel_id)
+        self._keys = (GLOBAL_KEY, self.own_key)
         self._lock = threading.RLock()
         self._entries: dict[str, ControlEntry] = {}
-        self._applied_docs: dict[str, dict[str, Any] | None] = {}
+        self._applied_docs: dict[str, dict[str, Any]] = {}
+        self._applied_at: dict[str, float] = {}
         self._last_rev: dict[str, int] = {}
+        self._held: dict[str, dict[str, Any]] = {}
+        self._swept: set[tuple[str, int]] = set()
+        self._flattened: set[tuple[str, int]] = set()
+        self.kill_switch: dict[str, Any] | None = None
+        self.last_flatten: dict[str, Any] | None = None
         self.last_refusal: dict[str, Any] | None = None
         self.refusals = 0
+        self._refusal_log = _Refusals()
         self.connected_at_start = False
+        self.control_read_at: float | None = None
         self._map = client.get_map(CONTROL_MAP)
         self._history = client.get_map(HISTORY_MAP)
         self._registration: Any = None
         self._was_disconnected = False
+        # Filed by the client's I/O thread, taken by the listener's thread.
+        self._pending: dict[str, tuple[str, Any]] = {}
+        self._pending_lock = threading.Lock()
+        self._reread = False
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._report_due = 0.0
+        self._last_report = 0.0
+        self._thread: threading.Thread | None = None
+        for key, doc in (prior_entries or {}).items():
+            if key in self._keys:
+                self._adopt_prior(key, doc)
+
+    def _adopt_prior(self, key: str, doc: Mapping[str, Any]) -> None:
+        try:
+            entry = parse_entry(
+                key,
+                json.dumps(dict(doc)),
+                control_key=self.control_key,
+                now=time.time(),
+                max_age_s=self.max_age_s,
+            )
+        except (ControlRefusal, TypeError, ValueError) as e:
+            log.warning("control: the prior entry of %s is not taken: %s", key, e)
+            return
+        self._entries[key] = entry
+        self._applied_docs[key] = dict(doc)
+        self._last_rev[key] = entry.rev
+        if not entry.clear:
+            self._held[key] = {
+                "rev": entry.rev,
+                "why": "applied in this kernel's previous life; not yet seen in the map",
+                "since": time.time(),
+                **entry.values(),
+            }
 
     # ----- lifecycle -------------------------------------------------------------
 
     def start(self) -> bool:
         """Listens, then reads the whole map before returning, so the first
-        intent sees what operators want. Returns False (and keeps the default
-        control) when the cluster cannot be read in time."""
+        intent sees what operators want. Returns False when the cluster cannot
+        be read in time: the kernel keeps its start control and the listener
+        goes on trying in the background, applying the map once it reads it."""
         self.client.lifecycle_service.add_listener(self._on_lifecycle)
+        ok = True
         try:
             self._registration = self._map.add_entry_listener(
                 include_value=True,
@@ -115,17 +288,25 @@ class ControlListener:
             self._read_all(self.read_timeout)
             self.connected_at_start = True
         except Exception as e:
+            ok = False
             log.warning(
-                "control: cannot read %s (%s); running with the start control %s",
+                "control: cannot read %s (%s); running with the start control %s until it can",
                 CONTROL_MAP,
                 e,
                 self.default.as_dict(),
             )
-            self._apply()
-            return False
-        return True
+            with self._lock:
+                self._apply()
+                self._reread = True
+        self._thread = threading.Thread(target=self._run, name="dita-control", daemon=True)
+        self._thread.start()
+        return ok
 
     def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
         if self._registration is not None:
             try:
                 self._map.remove_entry_listener(self._registration)
@@ -138,83 +319,156 @@ class ControlListener:
             self._was_disconnected = True
         elif state == "CONNECTED" and self._was_disconnected:
             self._was_disconnected = False
-            # Hazelcast does not replay events missed while away: read it all again,
-            # on a thread of our own since reading waits for the cluster.
-            threading.Thread(target=self._reread, name="dita-control-reread", daemon=True).start()
+            # Hazelcast does not replay events missed while away: read it all again.
+            self._reread = True
+            self._wake.set()
 
-    def _reread(self) -> None:
-        for attempt in range(20):
-            try:
-                self._read_all(self.read_timeout)
+    # ----- the listener's thread ----------------------------------------------------
+
+    def _run(self) -> None:
+        backoff = Backoff()
+        while not self._stop.is_set():
+            timeout = 1.0
+            if self._report_due:
+                timeout = max(0.0, self._report_due - time.monotonic())
+            self._wake.wait(timeout)
+            self._wake.clear()
+            if self._stop.is_set():
                 return
-            except Exception as e:
-                log.warning("control: re-read after reconnect failed (attempt %d): %s", attempt + 1, e)
-                time.sleep(min(0.1 * 2**attempt, 5.0))
+            try:
+                if self._reread:
+                    self._reread = False
+                    try:
+                        self._read_all(self.read_timeout)
+                        backoff.reset()
+                    except Exception as e:
+                        self._reread = True
+                        pause = backoff.next_pause()
+                        log.warning("control: reading %s failed (%s); again in %.1f s", CONTROL_MAP, e, pause)
+                        self._stop.wait(pause)
+                        self._wake.set()
+                        continue
+                with self._pending_lock:
+                    pending, self._pending = self._pending, {}
+                with self._lock:
+                    for key, (kind, raw) in pending.items():
+                        if kind == "put":
+                            self._consider(key, raw)
+                        else:
+                            self._on_removed(key, kind)
+                    if self._report_due and time.monotonic() >= self._report_due:
+                        self._report()
+            except Exception:  # the listener must outlive anything one entry does
+                log.exception("control: unexpected failure; the listener goes on")
 
     def _read_all(self, timeout: float) -> None:
         done = threading.Event()
-        future = self._map.entry_set()
+        future = self._map.get_all(list(self._keys))
         future.add_done_callback(lambda _f: done.set())
         if not done.wait(timeout):
             raise TimeoutError(f"reading {CONTROL_MAP} took more than {timeout:g} s")
-        entries = dict(future.result())
+        entries = {str(k): v for k, v in dict(future.result()).items()}
         with self._lock:
-            for key in (GLOBAL_KEY, self.own_key):
+            for key in self._keys:
                 if key in entries:
                     self._consider(key, entries[key], apply=False)
-                else:
-                    self._entries.pop(key, None)
+                elif key in self._entries and not self._entries[key].clear:
+                    self._hold(key, "control map has no entry (a restarted or new cluster, or a raw delete)")
+            self.control_read_at = self.control_read_at or time.time()
             self._apply()
 
-    # ----- entry events (the client's I/O thread) ----------------------------------
+    # ----- entry events (the client's I/O thread: file and wake, nothing else) ----
 
     def _on_put(self, event: Any) -> None:
-        key = str(event.key)
-        if key in (GLOBAL_KEY, self.own_key):
-            with self._lock:
-                self._consider(key, event.value)
+        try:
+            key = str(event.key)
+            if key in self._keys:
+                value = event.value
+                with self._pending_lock:
+                    self._pending[key] = ("put", value)
+                self._wake.set()
+        except Exception as e:  # a value the client could not give us is still just one entry
+            log.debug("control: event not readable: %s", e)
 
     def _on_remove(self, event: Any) -> None:
-        key = str(event.key)
-        if key in (GLOBAL_KEY, self.own_key):
-            with self._lock:
-                self._entries.pop(key, None)
-                self._applied_docs.pop(key, None)
-                self._apply()
+        try:
+            key = str(event.key)
+            if key in self._keys:
+                with self._pending_lock:
+                    self._pending[key] = ("removed", None)
+                self._wake.set()
+        except Exception as e:
+            log.debug("control: event not readable: %s", e)
+
+    # ----- decisions (the listener's thread, under the lock) -------------------------
+
+    def _on_removed(self, key: str, kind: str) -> None:
+        if key in self._entries and not self._entries[key].clear:
+            self._hold(key, f"entry {kind} from {CONTROL_MAP} without a clearing entry")
+            self._report()
+
+    def _hold(self, key: str, why: str) -> None:
+        if key in self._held:
+            return
+        entry = self._entries[key]
+        self._held[key] = {"rev": entry.rev, "why": why, "since": time.time(), **entry.values()}
+        log.warning("control: holding %s rev %d (%s): %s", key, entry.rev, _describe(entry), why)
+        self._audit("HELD", key, {"rev": entry.rev, "why": why})
 
     def _consider(self, key: str, raw: Any, *, apply: bool = True) -> None:
-        if self._applied_docs.get(key) is not None and self._applied_docs.get(key) == _as_dict(raw):
-            return  # a full re-read sees the entry already applied: not a replay
+        doc = _as_dict(raw)
+        if doc is not None and self._applied_docs.get(key) == doc:
+            # A full re-read (or `dita control restore`) shows the entry already applied: not a replay.
+            if self._held.pop(key, None) is not None:
+                self._report()
+            return
         try:
-            entry = parse_entry(key, raw, last_rev=self._last_rev.get(key, 0), control_key=self.control_key)
+            entry = parse_entry(
+                key,
+                raw,
+                last_rev=self._last_rev.get(key, 0),
+                control_key=self.control_key,
+                now=time.time(),
+                max_age_s=self.max_age_s,
+            )
         except ControlRefusal as refusal:
-            self.refusals += 1
-            self.last_refusal = {**refusal.as_dict(), "at": time.time()}
-            log.warning("control: %s", refusal)
-            self._audit("REFUSED", key, self.last_refusal)
-            self.kernel.record_control_event("REFUSED", self.last_refusal)
-            self._report()
+            self._refuse(refusal)
+            return
+        except Exception as e:  # whatever a hostile value does, it is this entry's refusal
+            self._refuse(ControlRefusal(key, None, f"unreadable value ({type(e).__name__}: {e})"[:300]))
             return
         self._entries[key] = entry
-        self._applied_docs[key] = _as_dict(raw)
+        self._applied_docs[key] = doc or {}
+        self._applied_at[key] = time.time()
         self._last_rev[key] = entry.rev
+        self._held.pop(key, None)
         if apply:
             self._apply()
 
+    def _refuse(self, refusal: ControlRefusal) -> None:
+        self.refusals += 1
+        now = time.time()
+        self.last_refusal = {**refusal.as_dict(), "at": now}
+        should_log, suppressed = self._refusal_log.should_log(refusal.key, time.monotonic())
+        if should_log:
+            more = f" ({suppressed} more refused since the last one logged)" if suppressed else ""
+            log.warning("control: %s%s", refusal, more)
+            self._audit("REFUSED", refusal.key, {**self.last_refusal, "suppressed": suppressed})
+            self.kernel.record_control_event("REFUSED", self.last_refusal)
+        self._report_soon()
+
     def _apply(self) -> None:
         default = {k: getattr(self.default, k) for k in CONTROL_VALUES}
-        global_entry = self._entries.get(GLOBAL_KEY)
-        own_entry = self._entries.get(self.own_key)
+        global_entry, own_entry = self._entries.get(GLOBAL_KEY), self._entries.get(self.own_key)
         eff = effective_control(default, global_entry, own_entry)
-        newest = max(
-            (e for e in (global_entry, own_entry) if e is not None), key=lambda e: e.issued_at, default=None
-        )
+        live = [e for e in (global_entry, own_entry) if e is not None]
+        newest = max(live, key=lambda e: e.issued_at, default=None)
         snapshot = KernelControlSnapshot(
             mode=eff.mode,
             verbosity=eff.verbosity,
             journal=eff.journal,
-            rev=max((e.rev for e in (global_entry, own_entry) if e is not None), default=0),
-            source=",".join(sorted({s for s in eff.sources.values()})),
+            rev=max((e.rev for e in live), default=0),
+            source=",".join(sorted(set(eff.sources.values()))),
             reason=newest.reason if newest else "",
             author=newest.author if newest else "",
         )
@@ -225,7 +479,35 @@ class ControlListener:
             self.kernel.record_control_event("APPLIED", {"control": snapshot.as_dict(), "revs": self.revs()})
             if self.on_change is not None:
                 self.on_change(snapshot)
+        self._kill_switch(eff.mode, self._entries.get(eff.sources["mode"]))
+        self._flatten()
         self._report()
+
+    def _kill_switch(self, mode: KernelMode, deciding: ControlEntry | None) -> None:
+        """A HALT from an entry cancels every working order, once per rev."""
+        if mode is not KernelMode.HALTED or deciding is None or deciding.cancel_working is False:
+            return
+        if (deciding.key, deciding.rev) in self._swept:
+            return
+        self._swept.add((deciding.key, deciding.rev))
+        reason = f"kill switch: {deciding.key} rev {deciding.rev} HALTED" + (
+            f" ({deciding.reason})" if deciding.reason else ""
+        )
+        result = self.kernel.cancel_working_orders(reason)
+        self.kill_switch = {"key": deciding.key, "rev": deciding.rev, "at": time.time(), **result}
+        self._audit("CANCELLED", self.own_key, self.kill_switch)
+        self.kernel.record_control_event("CANCELLED", self.kill_switch)
+
+    def _flatten(self) -> None:
+        for entry in (self._entries.get(GLOBAL_KEY), self._entries.get(self.own_key)):
+            if entry is None or not entry.flatten or (entry.key, entry.rev) in self._flattened:
+                continue
+            self._flattened.add((entry.key, entry.rev))
+            reason = f"flatten: {entry.key} rev {entry.rev}" + (f" ({entry.reason})" if entry.reason else "")
+            result = self.kernel.flatten(reason)
+            self.last_flatten = {"key": entry.key, "rev": entry.rev, "at": time.time(), **result}
+            self._audit("FLATTENED", self.own_key, self.last_flatten)
+            self.kernel.record_control_event("FLATTENED", self.last_flatten)
 
     def _audit(self, kind: str, key: str, doc: dict[str, Any]) -> None:
         # Fire and forget: the history is for people, the kernel never waits for it.
@@ -234,24 +516,55 @@ class ControlListener:
         except Exception as e:
             log.debug("control: history write failed: %s", e)
 
+    # ----- reporting ---------------------------------------------------------------------
+
     def revs(self) -> dict[str, int]:
         with self._lock:
             return {k: e.rev for k, e in self._entries.items()}
 
+    def applied_revs(self) -> dict[str, int]:
+        """Per key, the highest rev applied in this life or an earlier one (for the checkpoint)."""
+        with self._lock:
+            return dict(self._last_rev)
+
+    def _report_soon(self) -> None:
+        now = time.monotonic()
+        if now - self._last_report >= REPORT_INTERVAL_S:
+            self._report()
+        elif not self._report_due:
+            self._report_due = self._last_report + REPORT_INTERVAL_S
+            self._wake.set()
+
     def _report(self) -> None:
-        self.kernel.report_control(
-            {
+        self._last_report = time.monotonic()
+        self._report_due = 0.0
+        self.kernel.report_control(self.report())
+
+    def report(self) -> dict[str, Any]:
+        """What `dita.kernels` carries of this kernel's control: the revs it applied
+        (and the signed entries themselves, which `dita control restore` puts back
+        after a cluster loses its maps), where each field came from, what it holds
+        without an entry, the last refusal and the last kill switch."""
+        with self._lock:
+            default = {k: getattr(self.default, k) for k in CONTROL_VALUES}
+            sources = effective_control(
+                default, self._entries.get(GLOBAL_KEY), self._entries.get(self.own_key)
+            ).sources
+            return {
                 "revs": self.revs(),
-                "sources": {k: v for k, v in self._sources().items()},
+                "applied_at": dict(self._applied_at),
+                "entries": dict(self._applied_docs),
+                "sources": sources,
+                "held": {k: dict(v) for k, v in self._held.items()},
                 "last_refusal": self.last_refusal,
                 "refusals": self.refusals,
+                "kill_switch": self.kill_switch,
+                "flatten": self.last_flatten,
                 "signed": self.control_key is not None,
                 "connected_at_start": self.connected_at_start,
+                "control_read_at": self.control_read_at,
             }
-        )
 
-    def _sources(self) -> dict[str, str]:
-        default = {k: getattr(self.default, k) for k in CONTROL_VALUES}
-        return effective_control(
-            default, self._entries.get(GLOBAL_KEY), self._entries.get(self.own_key)
-        ).sources
+
+def _describe(entry: ControlEntry) -> str:
+    return " ".join(f"{k}={v}" for k, v in entry.values().items()) or "nothing"

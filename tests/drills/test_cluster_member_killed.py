@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 
 from dita.cluster.local_member import LocalCluster
-from dita.controlplane.listener import ControlListener
 from dita.controlplane.operator import ControlOperator
 from dita.kernel import ExecutionKernel
 from dita.projection.base import KERNELS_MAP, SLOTS_MAP
@@ -88,9 +87,9 @@ def test_one_member_of_three_killed_under_load_loses_no_entry(tmp_path: Path) ->
         )  # fmt: skip
         kernel.set_seed_capital(10_000.0)
         kernel.set_exchange_config({"taker_rate": 0.0005, "maker_rate": 0.0002, "lot_step": 0.001})
-        listener = ControlListener(client, kernel)
-        cleanup.callback(listener.stop)
-        assert listener.start()
+        listener = kernel.control_listener  # the kernel listens by itself once attached
+        cleanup.callback(kernel.close)
+        assert listener.connected_at_start
 
         keys = [f"{kid}:{i}" for i in range(kernel.max_slots)] + [kid]
         still_keys = {f"{kid}:{i}" for i in STILL}

@@ -23,7 +23,6 @@ import pytest
 
 from dita.cluster.local_member import LocalMember, find_free_port
 from dita.controlplane.entries import GLOBAL_KEY, kernel_key
-from dita.controlplane.listener import ControlListener
 from dita.controlplane.operator import ControlOperator
 from dita.journal import MemoryJournal
 from dita.kernel import ExecutionKernel
@@ -70,9 +69,9 @@ def test_flips_made_while_a_kernel_is_cut_off_are_applied_when_it_reconnects(tmp
             max_slots=16, kernel_id=kid, venue=MockVenueAdapter(partial_fills=2), projection=projection,
             journal=journal,
         )  # fmt: skip
-        listener = ControlListener(client, kernel)
-        cleanup.callback(listener.stop)
-        assert listener.start()
+        listener = kernel.control_listener  # the kernel listens by itself once attached
+        cleanup.callback(kernel.close)
+        assert listener.connected_at_start
         operator_client = connect([member.address], name)
         cleanup.callback(operator_client.shutdown)
         operator = ControlOperator(operator_client, author="drill")

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from dita.cluster.local_member import LocalMember, find_free_port
-from dita.controlplane.listener import ControlListener
 from dita.kernel import ExecutionKernel
 from dita.projection.base import KERNELS_MAP
 from dita.projection.hazelcast import HazelcastProjection, connect
@@ -56,9 +55,9 @@ def test_a_member_killed_under_load_loses_nothing_once_it_is_back(tmp_path: Path
         )  # fmt: skip
         kernel.set_seed_capital(10_000.0)
         kernel.set_exchange_config({"taker_rate": 0.0005, "maker_rate": 0.0002, "lot_step": 0.001})
-        listener = ControlListener(client, kernel)
-        cleanup.callback(listener.stop)
-        assert listener.start()
+        listener = kernel.control_listener  # the kernel listens by itself once attached
+        cleanup.callback(kernel.close)
+        assert listener.connected_at_start
 
         load = SteadyLoad(kernel, slot_ids=TRADING)
         load.hold(STILL)

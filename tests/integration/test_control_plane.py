@@ -42,10 +42,14 @@ class Node:
         self.client = cluster.client()
         self.projection = HazelcastProjection(self.client)
         self.kernel = ExecutionKernel(
-            max_slots=2, kernel_id=kernel_id, venue=SilentVenue(), projection=self.projection
+            max_slots=2,
+            kernel_id=kernel_id,
+            venue=SilentVenue(),
+            projection=self.projection,
+            control_key=control_key,
         )
-        self.listener = ControlListener(self.client, self.kernel, control_key=control_key)
-        assert self.listener.start()
+        self.listener: ControlListener = self.kernel.control_listener
+        assert self.listener.connected_at_start
 
     def enter(self, slot: int = 0) -> Any:
         return self.kernel.process_intent(
@@ -60,7 +64,7 @@ class Node:
         )
 
     def close(self) -> None:
-        self.listener.stop()
+        self.kernel.close()
         self.projection.close()
         self.client.shutdown()
 

@@ -19,9 +19,9 @@ def entry(**fields: Any) -> str:
     return json.dumps({k: v for k, v in doc.items() if v is not None})
 
 
-def signed(**fields: Any) -> str:
+def signed(key: str = "global", **fields: Any) -> str:
     doc = json.loads(entry(**fields))
-    doc["signature"] = sign_entry(doc, KEY)
+    doc["signature"] = sign_entry(doc, KEY, key)
     return json.dumps(doc)
 
 
@@ -49,6 +49,24 @@ MALFORMED: list[tuple[str, str, Any, str]] = [
     ("bad key", "kernels", entry(), "unknown key"),
     ("empty kernel key", "kernel:", entry(), "unknown key"),
     ("binary value", "global", b"\x00\x01", "not JSON"),
+    ("NaN issued_at", "global", entry(issued_at=float("nan")), "not JSON"),
+    (
+        "Infinity issued_at",
+        "global",
+        entry().replace('"issued_at": 1.0', '"issued_at": Infinity'),
+        "not JSON",
+    ),
+    (
+        "overflowing issued_at",
+        "global",
+        entry().replace('"issued_at": 1.0', '"issued_at": 1e400'),
+        "issued_at",
+    ),
+    ("deeply nested", "global", "[" * 2_000 + "]" * 2_000, "not JSON"),
+    ("rev past the bound", "global", entry(rev=2**70), "must be an integer from 1 to"),
+    ("clear with a mode", "global", entry(clear=True), "sets nothing else"),
+    ("clear as text", "global", entry(mode=None, clear="yes"), "clear = 'yes'"),
+    ("cancel_working as number", "global", entry(cancel_working=1), "cancel_working = 1"),
     ("a dict object, not text", "global", {"mode": "HALTED"}, "not a JSON document"),
 ]
 
@@ -67,9 +85,11 @@ SIGNING: list[tuple[str, Any, str]] = [
     ("altered after signing", json.dumps({**json.loads(signed()), "mode": "ACTIVE"}), "does not match"),
     (
         "signed with another key",
-        json.dumps({**json.loads(entry()), "signature": sign_entry(json.loads(entry()), b"other")}),
+        json.dumps({**json.loads(entry()), "signature": sign_entry(json.loads(entry()), b"other", "global")}),
         "does not match",
     ),
+    # A kernel's signed override copied to `global` would become every kernel's.
+    ("copied from a kernel's key", signed("kernel:A"), "under key 'global'"),
 ]
 
 
@@ -87,9 +107,36 @@ def test_a_signed_replay_of_an_old_rev_is_refused() -> None:
 
 
 def test_valid_entries_parse_and_signatures_verify() -> None:
-    e = parse_entry("kernel:k1", signed(verbosity="TRACE", journal=True), last_rev=4, control_key=KEY)
+    e = parse_entry(
+        "kernel:k1", signed("kernel:k1", verbosity="TRACE", journal=True), last_rev=4, control_key=KEY
+    )
     assert (e.mode, e.verbosity, e.journal, e.rev, e.author) == ("HALTED", "TRACE", True, 5, "ops")
-    assert verify_signature(json.loads(signed()), KEY)
+    assert verify_signature(json.loads(signed()), KEY, "global")
+    assert not verify_signature(json.loads(signed()), KEY, "kernel:k1")
+
+
+def test_a_signed_entry_copied_to_another_kernel_is_refused() -> None:
+    copied = signed("kernel:A", mode="ACTIVE")
+    assert parse_entry("kernel:A", copied, control_key=KEY).mode == "ACTIVE"
+    with pytest.raises(ControlRefusal, match="forged, altered or copied"):
+        parse_entry("kernel:B", copied, control_key=KEY)
+
+
+def test_entries_older_than_the_window_are_refused_as_replays() -> None:
+    raw = signed(issued_at=1_000.0)
+    assert parse_entry("global", raw, control_key=KEY, now=1_000.0 + 86_400, max_age_s=2 * 86_400).rev == 5
+    with pytest.raises(ControlRefusal, match="a replay"):
+        parse_entry("global", raw, control_key=KEY, now=1_000.0 + 3 * 86_400, max_age_s=2 * 86_400)
+    with pytest.raises(ControlRefusal, match="in the future"):
+        parse_entry("global", raw, control_key=KEY, now=1_000.0 - 3_600, max_age_s=2 * 86_400)
+
+
+def test_a_clearing_entry_sets_nothing() -> None:
+    tomb = parse_entry("kernel:k", signed("kernel:k", mode=None, clear=True), control_key=KEY)
+    assert tomb.clear and tomb.values() == {}
+    default = {"mode": "ACTIVE", "verbosity": "NORMAL", "journal": False}
+    glob = ControlEntry("global", 3, mode="HALTED")  # type: ignore[arg-type]
+    assert effective_control(default, glob, tomb).sources["mode"] == "global"
 
 
 def test_effective_control_is_field_by_field() -> None:
