@@ -242,30 +242,78 @@ class ExecutionKernel:
         self.started_at = time.time()
         self._apply_control(self.control_plane.read())
         self.state = KernelStateView(self)
-        if projection is None and projection_client is not None:
+        # A projection the kernel makes itself is the kernel's to close.
+        self._own_projection = projection is None and projection_client is not None
+        if self._own_projection:
             from dita.projection.hazelcast import HazelcastProjection
 
             projection = HazelcastProjection(projection_client)
         self.projection: KernelProjection = projection if projection is not None else InMemoryProjection()
         client = getattr(self.projection, "client", None) if listen_control else None
         self.control_listener: Any = None
-        if client is not None:
-            from dita.controlplane.listener import ControlListener, newest_entries, read_prior_entries
-
-            # Read before the first beat replaces this id's last report.
-            reported = read_prior_entries(client, self._kernel_id, control_key, timeout=5.0)
-            prior = newest_entries(control_entries, reported)
+        prior = self._prior_control(client, control_key, control_entries) if client is not None else {}
         self.projection.attach(self)
         if client is not None:
-            self.control_listener = ControlListener(
-                client, self, control_key=control_key, prior_entries=prior
-            )
-            if not self.control_listener.start():
-                log.warning(
-                    "kernel %s: dita.control unreadable; running in mode %s until it is read",
-                    self._kernel_id,
-                    self._control.mode.value,
-                )
+            self._listen(client, control_key, prior, None)
+
+    def _prior_control(
+        self, client: Any, control_key: bytes | None, control_entries: Mapping[str, Mapping[str, Any]] | None
+    ) -> dict[str, dict[str, Any]]:
+        from dita.controlplane.listener import newest_entries, read_prior_entries
+
+        # Read before this kernel's first beat replaces the id's last report.
+        return newest_entries(control_entries, read_prior_entries(client, self._kernel_id, control_key, 5.0))
+
+    def _listen(
+        self,
+        client: Any,
+        control_key: bytes | None,
+        prior: Mapping[str, Mapping[str, Any]],
+        default: KernelControlSnapshot | None,
+    ) -> bool:
+        from dita.controlplane.listener import ControlListener
+
+        self.control_listener = ControlListener(
+            client, self, control_key=control_key, prior_entries=prior, default=default
+        )
+        if self.control_listener.start():
+            return True
+        log.warning(
+            "kernel %s: dita.control unreadable; running in mode %s until it is read",
+            self._kernel_id,
+            self._control.mode.value,
+        )
+        return False
+
+    def join_cluster(
+        self,
+        client: Any,
+        *,
+        control_key: bytes | None = None,
+        control_entries: Mapping[str, Mapping[str, Any]] | None = None,
+        default_control: KernelControlSnapshot | None = None,
+    ) -> bool:
+        """Streams into the cluster of `client` from now on (everything the kernel
+        holds is written first) and obeys its `dita.control`, read before this
+        returns: for a kernel that started without its cluster. `default_control`
+        is what fields no entry sets fall back to (default: the control in force
+        now). Returns False when the control map could not be read yet (the
+        listener goes on trying). Raises `ProjectionError` when the cluster
+        cannot be used, and changes nothing then."""
+        from dita.projection.hazelcast import HazelcastProjection
+
+        if self.control_listener is not None:
+            raise RuntimeError(f"kernel {self._kernel_id} already listens to a cluster")
+        projection = HazelcastProjection(client)
+        prior = self._prior_control(client, control_key, control_entries)
+        # The old projection lets go first: both draining the kernel's changes at
+        # once would leave some in neither.
+        self.projection.detach(self._kernel_id)
+        if self._own_projection:
+            self.projection.close()
+        self.projection, self._own_projection = projection, True
+        projection.attach(self)
+        return self._listen(client, control_key, prior, default_control)
 
     # ----- identity and control -------------------------------------------------
 
@@ -578,6 +626,8 @@ class ExecutionKernel:
         if self.control_listener is not None:
             self.control_listener.stop()
         self.projection.detach(self._kernel_id)
+        if self._own_projection:
+            self.projection.close()
         self.journal.close()
 
     # ----- journal ----------------------------------------------------------------------

@@ -86,7 +86,6 @@ class Kernel:
 
     def close(self) -> None:
         self.kernel.close()
-        self.kernel.projection.close()
         self.client.shutdown()
 
 
@@ -415,3 +414,48 @@ def test_a_halt_cancels_every_working_order_and_flatten_closes_positions(
         assert node.enter(3).diagnostic_code == KernelDiagnosticCode.MODE_BLOCKED
     finally:
         node.close()
+
+
+def test_a_kernel_that_started_without_its_cluster_joins_it_when_it_answers() -> None:
+    from dita.cluster.link import ClusterLink
+    from dita.control import KernelControlSnapshot
+
+    port = find_free_port()
+    start = KernelControlSnapshot(mode=KernelMode.ACTIVE, source="start")
+    # Until the cluster's control is read, the kernel trades only as `--until-control HALTED` says.
+    kernel = ExecutionKernel(
+        max_slots=2,
+        kernel_id="late-1",
+        venue=SilentVenue(),
+        control=KernelControlSnapshot(mode=KernelMode.HALTED, source="until-control"),
+    )
+    link = ClusterLink(
+        kernel, [f"127.0.0.1:{port}"], "drill-late", default_control=start, connect_timeout=1.0
+    )
+    member = LocalMember(port=port, cluster_name="drill-late", log=lambda _line: None)
+    operator_client = None
+    try:
+        assert not link.start()
+        assert kernel.control.mode == "HALTED"
+        member.start(timeout=180)
+        operator_client = Cluster([member.address], "drill-late").client()
+        ControlOperator(operator_client, author="ops").set(
+            kernel_id="late-1", mode="REDUCE_ONLY", reason="written before it joined", allow_none=True
+        )
+        assert link.joined.wait(60), link.last_error
+        assert kernel.control.mode == "REDUCE_ONLY" and "kernel:late-1" in kernel.control.source
+        kernels = operator_client.get_map("dita.kernels").blocking()
+        wait_until(lambda: kernels.get("late-1") is not None)
+        report = json.loads(kernels.get("late-1").to_string())["control_report"]
+        assert report["control_read_at"] is not None
+        result = ControlOperator(operator_client).set(
+            kernel_id="late-1", mode="HALTED", reason="halt after the join", wait=True
+        )
+        assert result.applied == ["late-1"] and kernel.control.mode == "HALTED"
+    finally:
+        link.close()
+        kernel.close()
+        link.shutdown_client()
+        if operator_client is not None:
+            operator_client.shutdown()
+        member.stop()
