@@ -165,7 +165,7 @@ def test_a_restarted_empty_member_does_not_undo_a_halt_and_restore_puts_it_back(
         assert operator.set(mode="HALTED", reason="halt before the restart", wait=True).confirmed
         operator_client.shutdown()
         member.stop()
-        wait_until(lambda: not node.kernel.projection.connected, timeout=30)
+        wait_until(lambda: not node.kernel.projection.stats()["connected"], timeout=30)
         member.start(timeout=180)
         # The map comes back empty; the kernel re-reads it on reconnecting.
         wait_until(lambda: "global" in node.listener.report()["held"], timeout=60)
@@ -390,8 +390,9 @@ def test_a_halt_cancels_every_working_order_and_flatten_closes_positions(
         for slot in range(3):
             assert node.enter(slot).accepted
         # One entry fills, so that slot holds a position; the other two keep working.
-        filled = node.kernel.slot(0).snapshot().active_entry_order.venue_client_id
-        for event in venue.fill(filled):
+        entry_order = node.kernel.slot(0).snapshot().active_entry_order
+        assert entry_order is not None
+        for event in venue.fill(entry_order.venue_client_id):
             node.kernel.on_venue_event(event)
         assert node.kernel.working_orders()["working"] == 2
         operator = ControlOperator(client, control_key=KEY, author="ops")
