@@ -1,12 +1,15 @@
 """Control propagation, on a loopback member of its own.
 
-Time from an operator's write of a control entry (the compare-and-set of the
-next rev) to every live kernel process reporting in `dita.kernels` that it
-applied that rev (and, as whole_set, the whole `set` call: reading the entry,
-the write, the history record, watching the kernels), for 1 and for 8 kernel
-processes. Each kernel process is `dita run` (the demo strategy trading
-against the mock venue five steps a second, as a kernel waiting on market
-data would, with its projection and control listener on).
+For 1 and for 8 kernel processes, each flip of the global mode between
+HALTED and ACTIVE (signed) measures, per kernel: from the entry's issue to
+the kernel applying it, and for a HALT to its kill switch having sent the
+cancels of every working order (both on the kernel's clock, read from its
+report in `dita.kernels`); and the operator's whole `set --wait` call
+(reading the entry, the write, the history record, the verdicts). Then
+unsigned writes, which the kernels refuse: how long `--wait` takes to name
+the refusal. Each kernel process is `dita run` with the control key (the
+demo strategy trading against the mock venue five steps a second, as a
+kernel waiting on market data would, with its projection and listener on).
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ class Plan:
 
 
 FULL = Plan(flips=100)
-QUICK = Plan(flips=5)
+QUICK = Plan(flips=6)
+REFUSALS = 10
+CONTROL_KEY = b"dita-bench-control-key"
 
 
 @dataclass
@@ -61,7 +66,13 @@ def start_kernels(n: int, members: list[str], cluster: str, files: ExitStack) ->
     # The person's own DITA_* settings (a metrics port, a start mode, a control
     # key) must not change the kernels being measured.
     env = {k: v for k, v in os.environ.items() if not k.startswith("DITA_")}
-    env.update({"DITA_HAZELCAST": ",".join(members), "DITA_CLUSTER": cluster})
+    env.update(
+        {
+            "DITA_HAZELCAST": ",".join(members),
+            "DITA_CLUSTER": cluster,
+            "DITA_CONTROL_KEY": CONTROL_KEY.decode(),
+        }
+    )
     started = []
     for i in range(n):
         kernel_id = f"cb-{n}-{i}"
@@ -106,24 +117,51 @@ def wait_running(client: Any, kernels: list[KernelProcess], timeout: float = 180
 
 
 def measure(client: Any, n: int, flips: int) -> dict[str, Any]:
-    operator = ControlOperator(client, author="dita-bench")
-    times, totals = [], []
+    operator = ControlOperator(client, control_key=CONTROL_KEY, author="dita-bench")
+    applies: list[float] = []
+    cancels: list[float] = []
+    cancels_sent = 0
+    totals = []
+    kernels = client.get_map("dita.kernels").blocking()
     for i in range(flips):
-        mode = "REDUCE_ONLY" if i % 2 == 0 else "ACTIVE"
+        mode = "HALTED" if i % 2 == 0 else "ACTIVE"
         t0 = time.perf_counter()
         result = operator.set(mode=mode, reason=f"bench flip {i}", wait=True, timeout=10)
         totals.append((time.perf_counter() - t0) * 1e3)
         if len(result.applied) != n:
-            raise RuntimeError(f"flip {i}: applied by {result.applied}, missing {result.missing}")
-        times.append(result.propagation_s * 1e3)
+            verdicts = [(k.kernel_id, k.verdict.value, k.detail) for k in result.kernels]
+            raise RuntimeError(f"flip {i}: {verdicts}")
+        applies += [k.apply_ms for k in result.kernels if k.apply_ms is not None]
+        if mode == "HALTED":
+            for k in result.kernels:
+                report = json.loads(kernels.get(k.kernel_id).to_string())["control_report"]
+                killed = report.get("kill_switch") or {}
+                if killed.get("rev") == result.rev:
+                    cancels.append((killed["at"] - result.entry["issued_at"]) * 1e3)
+                    cancels_sent += int(killed.get("cancels_sent", 0))
+        time.sleep(0.05)
+    refused = []
+    intruder = ControlOperator(client, author="dita-bench-unsigned")
+    for i in range(REFUSALS):
+        t0 = time.perf_counter()
+        result = intruder.set(verbosity="TRACE", reason=f"bench refusal {i}", wait=True, timeout=10)
+        refused.append((time.perf_counter() - t0) * 1e3)
+        if [k.verdict.value for k in result.kernels] != ["REFUSED"] * n:
+            raise RuntimeError(f"refusal {i}: {[(k.kernel_id, k.verdict.value) for k in result.kernels]}")
         time.sleep(0.05)
     return {
         "kernels": n,
         "flips": flips,
-        "p50_ms": statistics.median(times),
-        "p99_ms": percentile(times, 0.99),
-        "max_ms": max(times),
+        "p50_ms": statistics.median(applies),
+        "p99_ms": percentile(applies, 0.99),
+        "max_ms": max(applies),
+        "cancels_p50_ms": statistics.median(cancels) if cancels else float("nan"),
+        "cancels_p99_ms": percentile(cancels, 0.99) if cancels else float("nan"),
+        "cancels_sent": cancels_sent,
+        "halts": len(cancels),
         "whole_set_p50_ms": statistics.median(totals),
+        "refusal_p50_ms": statistics.median(refused),
+        "refusal_max_ms": max(refused),
     }
 
 
@@ -152,24 +190,41 @@ def run(quick: bool, log: Log) -> Section:
     section = Section(
         NAME,
         TITLE,
-        "From an operator's write of a `dita.control` entry (the compare-and-set of the next rev, "
-        "through `ControlOperator.set(..., wait=True)`) to every kernel process reporting in "
-        "`dita.kernels` that it applied that rev. Each kernel is a `dita run` process on a loopback "
-        "member started for this benchmark, trading against the mock venue five steps a second with "
-        "its projection and control listener on. *Whole set* is the operator's whole call: reading the "
-        "entry, the write, the history record and watching the kernels.",
+        "Signed flips of the global mode between HALTED and ACTIVE (`ControlOperator.set(..., "
+        "wait=True)`). *Apply* is, per kernel, from the entry's `issued_at` to the kernel applying it; "
+        "*cancels sent* is, per kernel and HALT, to its kill switch having sent a cancel for every "
+        "working order (both on the kernel's clock, from its report in `dita.kernels`). *Whole set* is "
+        "the operator's whole call: reading the entry, the write, the history record and every kernel's "
+        "verdict. *Refusal* is an unsigned write's whole `set --wait` until every kernel's REFUSED "
+        "verdict is named. Each kernel is a `dita run` process with the control key on a loopback "
+        "member started for this benchmark, trading against the mock venue five steps a second.",
     )
     section.tables.append(
         Table(
-            ("kernels", "flips", "p50 ms", "p99 ms", "max ms", "whole set p50 ms"),
+            (
+                "kernels",
+                "flips",
+                "apply p50 ms",
+                "apply p99 ms",
+                "cancels sent p50 ms",
+                "cancels sent p99 ms",
+                "cancels",
+                "whole set p50 ms",
+                "refusal p50 ms",
+                "refusal max ms",
+            ),
             [
                 [
                     f"{r['kernels']}",
                     f"{r['flips']}",
                     f"{r['p50_ms']:.2f}",
                     f"{r['p99_ms']:.2f}",
-                    f"{r['max_ms']:.2f}",
+                    f"{r['cancels_p50_ms']:.2f}",
+                    f"{r['cancels_p99_ms']:.2f}",
+                    f"{r['cancels_sent']}",
                     f"{r['whole_set_p50_ms']:.2f}",
+                    f"{r['refusal_p50_ms']:.2f}",
+                    f"{r['refusal_max_ms']:.2f}",
                 ]
                 for r in results
             ],
