@@ -28,6 +28,9 @@ class RunCheckpoint:
     session: int = 1
     strategy: dict[str, Any] = field(default_factory=dict)
     written_at: float = field(default_factory=time.time)
+    #: The cluster control entries in force, as applied (`ExecutionKernel.control_entries()`):
+    #: a restarted kernel holds them until the map says otherwise, and refuses older revs.
+    control: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def write(self, path: str | os.PathLike[str]) -> None:
         target = Path(path)
@@ -39,6 +42,7 @@ class RunCheckpoint:
             "session": self.session,
             "strategy": self.strategy,
             "written_at": self.written_at,
+            "control": self.control,
         }
         with open(temporary, "wb") as f:
             f.write(msgpack.packb(payload, use_bin_type=True))
@@ -61,6 +65,9 @@ class RunCheckpoint:
             session=int(payload["session"]),
             strategy=dict(payload.get("strategy") or {}),
             written_at=float(payload["written_at"]),
+            control={
+                str(k): dict(v) for k, v in (payload.get("control") or {}).items() if isinstance(v, dict)
+            },
         )
 
 
