@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from dita._native import StoreUnreachable, StoreWriter
 from dita.projection.base import ACCOUNTS_MAP, KERNELS_MAP, SLOTS_MAP
+from dita.projection.documents import document_version, read_document
 
 log = logging.getLogger("dita.projection")
 
@@ -56,6 +57,9 @@ def connect(
 ) -> Any:
     """A Hazelcast client that fails fast at startup and never gives up later.
 
+    It is hardened (`dita.cluster.serialization.harden`): whoever can write
+    the cluster's maps must not run code in, or crash, what reads them.
+
     No member within `connect_timeout` is a clear `ProjectionError`, not a
     hang. Once connected, the client reconnects for as long as it takes
     (a bounded `cluster_connect_timeout` would shut it down after an outage of
@@ -64,6 +68,8 @@ def connect(
     """
     from hazelcast.client import HazelcastClient
     from hazelcast.config import ReconnectMode
+
+    from dita.cluster.serialization import harden
 
     connected = threading.Event()
 
@@ -82,6 +88,7 @@ def connect(
         # need not wait for a partition table.
         smart_routing=False,
     )
+    harden(client)
     if not connected.wait(connect_timeout):
         client.shutdown()
         raise ProjectionError(
@@ -89,6 +96,11 @@ def connect(
             f"within {connect_timeout:g} s: is a member running there, with that cluster name?"
         )
     return client
+
+
+def _stored_version(value: Any) -> int | None:
+    doc = read_document(value)
+    return document_version(doc) if doc is not None else None
 
 
 @dataclass
@@ -115,7 +127,8 @@ class HazelcastProjection:
     """Writes `dita.slots`, `dita.accounts` and `dita.kernels` for attached kernels.
 
     Keyword arguments:
-        client: a connected `hazelcast.HazelcastClient` (not closed by `close()`);
+        client: a connected `hazelcast.HazelcastClient` (not closed by `close()`,
+            but hardened in place: from then on it refuses to unpickle values);
             without one, a client is made from `members` and `cluster_name`
             (and closed by `close()`). The store writer connects to the members
             the client was configured with.
@@ -151,8 +164,10 @@ class HazelcastProjection:
     ) -> None:
         import hazelcast
 
+        from dita.cluster.serialization import harden
+
         self._owns_client = client is None
-        self.client = (
+        self.client = harden(
             client if client is not None else connect(members, cluster_name, connect_timeout=connect_timeout)
         )
         self.heartbeat_interval = heartbeat_interval
@@ -207,17 +222,35 @@ class HazelcastProjection:
         if raise_versions is None or not self.connected:
             return
         kid = source.kernel_id
-        keys = [f"{kid}:{i}" for i in range(source.max_slots)]
+        slot_of_key = {f"{kid}:{i}": i for i in range(source.max_slots)}
         try:
-            found = self._slots.blocking().get_all(keys)
+            found = self._slots.blocking().get_all(list(slot_of_key))
             account = self._accounts.blocking().get(kid)
         except Exception as e:  # an unreachable store has nothing to be above
             log.warning("projection: reading %s's documents failed: %s", kid, e)
             return
-        slots = {
-            int(k.rsplit(":", 1)[1]): int(json.loads(v.to_string())["version"]) for k, v in found.items()
-        }
-        account_version = int(json.loads(account.to_string())["version"]) if account is not None else None
+        # Anyone can write the maps: a document without a sound version is no
+        # kernel's, so there is nothing to be above; the kernel's next write of
+        # the key replaces it.
+        malformed: list[str] = []
+        slots: dict[int, int] = {}
+        for key, value in found.items():
+            version = _stored_version(value)
+            if version is None or key not in slot_of_key:
+                malformed.append(str(key))
+            else:
+                slots[slot_of_key[key]] = version
+        account_version = _stored_version(account) if account is not None else None
+        if account is not None and account_version is None:
+            malformed.append(kid)
+        if malformed:
+            shown = ", ".join(sorted(malformed)[:5]) + (", ..." if len(malformed) > 5 else "")
+            log.warning(
+                "projection: %d of kernel %s's documents in the store are malformed and ignored: %s",
+                len(malformed),
+                kid,
+                shown,
+            )
         if slots or account_version is not None:
             raise_versions(slots, account_version)
 
