@@ -11,6 +11,7 @@ as "?" and never stops the dashboard, since any client can write the maps.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -80,7 +81,11 @@ class Settings:
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits, which JSON allows
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _int(value: Any) -> int | None:
@@ -268,7 +273,11 @@ def render(
         return _fit(head, [], settings)
     if view.unreadable:
         head.append(
-            Line(f"!! {view.unreadable} value(s) in dita's maps are not JSON objects; not shown", alert=True)
+            Line(
+                f"!! {view.unreadable} value(s) in dita's maps are not JSON objects dita can read "
+                "(refused or malformed); not shown",
+                alert=True,
+            )
         )
 
     wanted = settings.kernel_ids
