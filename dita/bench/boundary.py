@@ -201,8 +201,9 @@ def run(quick: bool, log: Log) -> Section:
         )
     section.notes.append(
         "The kernel's per-event time covers every venue event of the run; the model's covers the "
-        "sampled events, each timed once. DESIGN.md quotes the old design at about 150 µs of JSON "
-        "work per event at 10 slots and 1.2 ms at 100."
+        'sampled events, each timed once. docs/ARCHITECTURE.md ("Discrepancies from the earlier '
+        'kernel") quotes the old design at about 150 µs of JSON work per event at 10 slots and '
+        "1.2 ms at 100."
     )
     section.data = {"sizes": found}
     return section

@@ -1,14 +1,19 @@
-"""A reference model of the dita kernel, written to be read next to DESIGN.md.
+"""A reference model of the dita kernel, written to be read next to
+docs/ARCHITECTURE.md ("Slot lifecycle", "Account and fee model").
 
 It is the oracle of the property tests in ``tests/property``: the same calls
 as ``dita._native.Kernel`` (same contract objects in), plain dicts out.
 Everything is recomputed by scanning the slots (indices, open figures): slow
 and obviously right is the point.
 
-Where DESIGN.md is silent the model follows the Rust kernel. Where the two
-disagree the model follows DESIGN.md, and the place is marked ``DESIGN:``.
-Where DESIGN.md's own rows contradict each other, the model follows the
-kernel and the place is marked ``KERNEL:``.
+The model was written from the original specification, which
+docs/ARCHITECTURE.md replaces. Where that specification was silent the model
+follows the Rust kernel. Where the two disagreed the model followed the
+specification, and the place is marked ``DESIGN:``: each is a rule the kernel
+was fixed to keep (docs/ARCHITECTURE.md, "Discrepancies from the earlier
+kernel", D5-D12). Where the specification's own rows contradicted each other,
+the model follows the kernel and the place is marked ``KERNEL:``; those rows
+are the kernel's lifecycle table in docs/ARCHITECTURE.md.
 """
 
 from __future__ import annotations
@@ -63,7 +68,7 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     # ENTRY_WORKING --PARTIAL_FILL--> ENTRY_WORKING --FILL--> POSITION_OPEN
     ("ENTRY_WORKING", "PARTIAL_FILL"): "ENTRY_WORKING",
     ("ENTRY_WORKING", "FILL"): "POSITION_OPEN",
-    # KERNEL: a fill may overtake its ACK on the wire (not in DESIGN.md's diagram).
+    # KERNEL: a fill may overtake its ACK on the wire (not in the original specification's diagram).
     ("ORDER_SENT", "PARTIAL_FILL"): "ENTRY_WORKING",
     ("ORDER_SENT", "FILL"): "POSITION_OPEN",
     # ENTRY_WORKING/ORDER_SENT --CANCELLED|EXPIRED--> POSITION_OPEN if anything filled, else CLOSED.

@@ -1,4 +1,5 @@
-"""The embedded default projection: the maps of DESIGN.md, held in this process.
+"""The embedded default projection: dita's maps (docs/ARCHITECTURE.md, "Maps and
+documents"), held in this process.
 
 It pulls on read: reading a map (or calling `flush`) first drains what
 attached kernels changed. Nothing runs in the background and the kernel

@@ -5,7 +5,8 @@ give the same snapshot and the same checkpoint bytes, and then answer every
 further operation exactly as the original does.
 
 States the kernel once reached but could not restore (D5, D11) are pinned
-below as regression tests.
+below as regression tests (the numbers: docs/ARCHITECTURE.md, "Discrepancies
+from the earlier kernel").
 """
 
 from __future__ import annotations

@@ -7,8 +7,10 @@ changes. After every step the two answers and the two snapshots must agree,
 and the kernel's own invariants must hold.
 
 HYPOTHESIS_PROFILE=long runs much longer. The tests at the end of this file
-pin the discrepancies this test found (D5 to D11), each with the smallest
-sequence that showed it; all are fixed in the kernel.
+pin the discrepancies this test found (D6, D7, D8, D10, D12 here; D5, D9 and
+D11 in test_checkpoint_roundtrip.py; all defined in docs/ARCHITECTURE.md,
+"Discrepancies from the earlier kernel"), each with the smallest sequence
+that showed it; all are fixed in the kernel.
 """
 
 from __future__ import annotations
@@ -665,7 +667,8 @@ def _report_stats() -> Iterator[None]:
                 print(f"  {n:7d}  {name}")
 
 
-# ----- discrepancies found: the kernel against DESIGN.md ------------------------------
+# ----- discrepancies found: the kernel against its contract ---------------------------
+# (the numbers: docs/ARCHITECTURE.md, "Discrepancies from the earlier kernel")
 #
 # Each test is the smallest sequence that showed one; each was fixed in the
 # kernel and stays as a regression test.

@@ -1,4 +1,4 @@
-//! The slot lifecycle of DESIGN.md as one table.
+//! The slot lifecycle (docs/ARCHITECTURE.md, "Slot lifecycle") as one table.
 //!
 //! A row says: in this stage, this trigger is allowed and leads there. Any
 //! (stage, trigger) pair without a row is refused as INVALID_TRANSITION and

@@ -80,7 +80,7 @@ impl Side {
 }
 
 text_enum!(
-    /// Where a slot is in its order lifecycle (DESIGN.md, Slot lifecycle).
+    /// Where a slot is in its order lifecycle (docs/ARCHITECTURE.md, "Slot lifecycle").
     Stage {
         Idle = "IDLE",
         OrderRequested = "ORDER_REQUESTED",

@@ -1,4 +1,5 @@
-//! The slot lifecycle of DESIGN.md, end to end through the kernel's public calls.
+//! The slot lifecycle (docs/ARCHITECTURE.md, "Slot lifecycle"), end to end through
+//! the kernel's public calls.
 
 use dita_kernel::testkit::{ack, cancel, enter, enter_legs, event, exit, fill};
 use dita_kernel::*;
