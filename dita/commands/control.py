@@ -16,8 +16,8 @@ import time
 from typing import Any
 
 from dita.commands.common import add_cluster_args, connect, control_key, enum_arg
-from dita.controlplane.operator import as_object
 from dita.enums import KernelMode, KernelVerbosity
+from dita.projection.documents import as_object
 
 MODES = "{" + ",".join(KernelMode) + "}"
 VERBOSITIES = "{" + ",".join(KernelVerbosity) + "}"

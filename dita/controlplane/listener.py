@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from dita.cluster.serialization import harden
 from dita.control import KernelControlSnapshot
 from dita.controlplane.entries import (
     CONTROL_VALUES,
@@ -45,6 +46,7 @@ from dita.controlplane.history import HISTORY_MAP, record_history
 from dita.controlplane.signing import verify_signature
 from dita.enums import KernelMode
 from dita.projection.base import CONTROL_MAP, KERNELS_MAP
+from dita.projection.documents import read_document
 
 log = logging.getLogger("dita.control")
 
@@ -53,19 +55,10 @@ REFUSAL_LOG_INTERVAL_S = 1.0
 #: A refusal is reported in `dita.kernels` within this (operators' `--wait`
 #: names it); a burst of junk writes costs one report per interval, not one each.
 REPORT_INTERVAL_S = 0.02
-
-
-def _as_dict(raw: Any) -> dict[str, Any] | None:
-    try:
-        text = raw.to_string() if hasattr(raw, "to_string") else raw
-        doc = json.loads(text, parse_constant=_no_constant)
-    except Exception:  # anything undecodable is simply not an applied document
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(name)
+#: A flatten is an order, not a standing state: a kernel that first sees a
+#: flatten entry issued longer ago than this (it started later, or was cut
+#: off) does not flatten positions it may have opened since; it reports so.
+FLATTEN_WITHIN_S = 60.0
 
 
 class ControlTarget(Protocol):
@@ -129,7 +122,7 @@ def prior_entries_from_report(
     stale) or an ACTIVE entry. Without a control key nothing can be proven."""
     if control_key is None:
         return {}
-    doc = status if isinstance(status, dict) else _as_dict(status)
+    doc = status if isinstance(status, dict) else read_document(status)
     report = doc.get("control_report") if isinstance(doc, dict) else None
     entries = report.get("entries") if isinstance(report, dict) else None
     if not isinstance(entries, dict):
@@ -149,7 +142,7 @@ def read_prior_entries(
         return {}
     done = threading.Event()
     try:
-        future = client.get_map(KERNELS_MAP).get(kernel_id)
+        future = harden(client).get_map(KERNELS_MAP).get(kernel_id)
         future.add_done_callback(lambda _f: done.set())
         if not done.wait(timeout):
             return {}
@@ -203,7 +196,8 @@ class ControlListener:
         max_age_s: float = DEFAULT_MAX_AGE_S,
         on_change: Callable[[KernelControlSnapshot], None] | None = None,
     ) -> None:
-        self.client = client
+        # A client the caller made may still unpickle what a stray writer put.
+        self.client = client = harden(client)
         self.kernel = kernel
         self.default = default or kernel.control
         self.control_key = control_key
@@ -259,6 +253,7 @@ class ControlListener:
         self._entries[key] = entry
         self._applied_docs[key] = dict(doc)
         self._last_rev[key] = entry.rev
+        self._flattened.add((key, entry.rev))  # the earlier life acted on it
         if not entry.clear:
             self._held[key] = {
                 "rev": entry.rev,
@@ -416,7 +411,7 @@ class ControlListener:
         self._audit("HELD", key, {"rev": entry.rev, "why": why})
 
     def _consider(self, key: str, raw: Any, *, apply: bool = True) -> None:
-        doc = _as_dict(raw)
+        doc = read_document(raw)
         if doc is not None and self._applied_docs.get(key) == doc:
             # A full re-read (or `dita control restore`) shows the entry already applied: not a replay.
             if self._held.pop(key, None) is not None:
@@ -503,6 +498,15 @@ class ControlListener:
             if entry is None or not entry.flatten or (entry.key, entry.rev) in self._flattened:
                 continue
             self._flattened.add((entry.key, entry.rev))
+            age = time.time() - entry.issued_at
+            if age > FLATTEN_WITHIN_S:
+                self.last_flatten = {
+                    "key": entry.key,
+                    "rev": entry.rev,
+                    "at": time.time(),
+                    "skipped": f"issued {age:.0f} s ago, more than {FLATTEN_WITHIN_S:g}: not flattened",
+                }
+                continue
             reason = f"flatten: {entry.key} rev {entry.rev}" + (f" ({entry.reason})" if entry.reason else "")
             result = self.kernel.flatten(reason)
             self.last_flatten = {"key": entry.key, "rev": entry.rev, "at": time.time(), **result}

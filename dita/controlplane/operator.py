@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from dita.cluster.serialization import harden
 from dita.controlplane.entries import (
     CONTROL_VALUES,
     GLOBAL_KEY,
@@ -37,6 +38,8 @@ from dita.controlplane.history import HISTORY_MAP, json_value, record_history
 from dita.controlplane.signing import sign_entry
 from dita.enums import KernelMode, KernelVerbosity
 from dita.projection.base import CONTROL_MAP, KERNELS_MAP
+from dita.projection.documents import as_object
+from dita.projection.documents import read_document as decode
 
 __all__ = ["HISTORY_MAP", "LIVE_WITHIN_S", "ControlOperator", "KernelApply", "SetResult", "Verdict"]
 
@@ -62,27 +65,6 @@ def next_rev(current: dict[str, Any] | None) -> int:
 
 def default_author() -> str:
     return f"{getpass.getuser()}@{socket.gethostname()}"
-
-
-def decode(value: Any) -> dict[str, Any] | None:
-    """A map value as a JSON object, or None for anything else (a stray writer's value)."""
-    if value is None:
-        return None
-    try:
-        text = value.to_string() if hasattr(value, "to_string") else value
-        doc = json.loads(text, parse_constant=_no_constant)
-    except Exception:
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(name)
-
-
-def as_object(value: Any) -> dict[str, Any]:
-    """`value` if it is a JSON object, else an empty one: reports are read from hostile maps."""
-    return value if isinstance(value, dict) else {}
 
 
 def _number(value: Any, default: float = 0.0) -> float:
@@ -160,7 +142,8 @@ class ControlOperator:
     """
 
     def __init__(self, client: Any, *, control_key: bytes | None = None, author: str | None = None) -> None:
-        self.client = client
+        # A client the caller made may still unpickle what a stray writer put.
+        self.client = client = harden(client)
         self.control_key = control_key
         self.author = author or default_author()
         self._control = client.get_map(CONTROL_MAP).blocking()

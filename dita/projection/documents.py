@@ -68,6 +68,12 @@ def read_document(value: Any) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
+def as_object(value: Any) -> dict[str, Any]:
+    """`value` if it is a JSON object, else an empty one: for the parts of a document
+    (a kernel's `control_report`, its `orders`) that a stray writer may have replaced."""
+    return value if isinstance(value, dict) else {}
+
+
 def document_version(doc: dict[str, Any]) -> int | None:
     """A store document's `version`; None when it is missing or absurd
     (not an integer, a boolean, negative, or above `MAX_VERSION`)."""

@@ -28,6 +28,7 @@ def client(cluster: Cluster) -> Iterator[Any]:
     c = cluster.client()
     c.get_map("dita.control").blocking().clear()
     yield c
+    c.get_map("dita.control").blocking().clear()
     c.shutdown()
 
 

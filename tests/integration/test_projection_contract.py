@@ -39,6 +39,8 @@ def statements(path: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def populated(cluster: Cluster) -> Any:
     client = cluster.client()
+    # The kernel obeys the cluster's control: what other tests left there must not halt it.
+    client.get_map("dita.control").blocking().clear()
     projection = HazelcastProjection(client)
     kernel = ExecutionKernel(
         max_slots=4, kernel_id="contract-k", venue=MockVenueAdapter(partial_fills=2), projection=projection
