@@ -13,14 +13,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
+import socket
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from dita.commands.common import add_cluster_args, control_key, enum_arg
+from dita.commands.common import (
+    add_cluster_args,
+    control_key,
+    enum_arg,
+    finite_float,
+    non_empty,
+    port,
+    writable_file,
+)
 from dita.control import KernelControlSnapshot
 from dita.enums import KernelMode, KernelVerbosity
 
@@ -32,21 +42,24 @@ def run_kernel(args: argparse.Namespace) -> int:
     from dita._native import Kernel
     from dita.checkpoint import Checkpointer, RunCheckpoint
     from dita.demo import DemoStrategy, Driver, StopFlag, run_demo, status_line
-    from dita.journal import FileJournal, MemoryJournal
+    from dita.journal import FileJournal, KernelJournal, MemoryJournal
     from dita.kernel import ExecutionKernel
     from dita.projection import InMemoryProjection, KernelProjection
     from dita.projection.hazelcast import HazelcastProjection
-    from dita.scenario import ScenarioDriver
+    from dita.scenario import ScenarioDriver, rehearse
     from dita.venue import MockVenueAdapter, SilentVenue, VenueAdapter
 
+    # Everything a person can get wrong is read and checked before anything
+    # connects or writes: a refused run changes nothing, here or in the cluster.
     _apply_env_defaults(args)
     _check_args(args)
-    # Everything a person can get wrong is read and checked before anything starts.
-    scenario = None
-    if args.scenario:
-        from dita.scenario import load_scenario
-
-        scenario = load_scenario(args.scenario)
+    key = control_key(args)
+    if args.require_signing and key is None:
+        raise ValueError(
+            f"signing is required ({args.require_signing_from}) but no control key was given: "
+            "pass --control-key-file FILE, or set DITA_CONTROL_KEY or DITA_CONTROL_KEY_FILE"
+        )
+    scenario = _load_scenario(args.scenario) if args.scenario else None
     resumed: RunCheckpoint | None = None
     if args.resume:
         if not Path(args.checkpoint).exists():
@@ -62,6 +75,22 @@ def run_kernel(args: argparse.Namespace) -> int:
     core = Kernel.restore(resumed.kernel) if resumed else None
     if core is not None and core.max_slots != args.slots and args.slots_given:
         raise ValueError(f"--slots {args.slots}: the checkpoint's kernel has {core.max_slots} slots")
+    if core is None:
+        try:
+            # The kernel's own bound on slots, checked by making one (it is the scratch kernel too).
+            fresh = Kernel(args.slots)
+        except ValueError as e:
+            why = str(e).removeprefix(f"max_slots = {args.slots}: ")
+            raise ValueError(f"--slots {args.slots}: {why}") from None
+    # A resumed replay goes on from the first line its checkpoint had not applied.
+    position = int(resumed.strategy.get("scenario_position", 0)) if resumed else 0
+    if scenario is not None:
+        if not 0 <= position <= len(scenario):
+            raise ValueError(
+                f"--resume: the checkpoint is at scenario line {position}, "
+                f"but {args.scenario} has {len(scenario)} lines to replay"
+            )
+        rehearse(core if core is not None else fresh, scenario[position:])
 
     # The strategy loop is busy Python; the control listener and the projection's
     # heartbeat run on other threads and wait for the GIL (the projection's writes
@@ -78,7 +107,6 @@ def run_kernel(args: argparse.Namespace) -> int:
         journal=bool(args.journal),
         source="checkpoint" if core is not None else "start",
     )
-    journal = FileJournal(args.journal) if args.journal else MemoryJournal()
     venue: VenueAdapter
     if args.venue == "silent" or (args.venue == "auto" and scenario is not None):
         venue = SilentVenue()
@@ -90,90 +118,105 @@ def run_kernel(args: argparse.Namespace) -> int:
             rate_limit_rate=0.02,
             session="" if session == 1 else f"s{session}",
         )
-    metrics = _start_metrics(args)
-    member = client = listener = None
-    projection: KernelProjection
+    use_cluster = bool(args.hazelcast) or (args.local_member and shutil.which("java") is not None)
+    metrics = member = client = listener = kernel = None
+    projection: KernelProjection = InMemoryProjection()
     where = "in-memory projection"
-    if args.hazelcast or (args.local_member and shutil.which("java")):
-        from dita.projection.hazelcast import ProjectionError, connect
-
-        if not args.hazelcast:
-            from dita.cluster.local_member import LocalMember, find_free_port, port_answers
-
-            port = 5701 if not port_answers(5701) else find_free_port()
-            member = LocalMember(port=port, cluster_name=args.cluster)
-            member.start()
-            args.hazelcast = member.address
-        try:
-            client = connect(args.hazelcast.split(","), args.cluster, connect_timeout=args.connect_timeout)
-        except ProjectionError as e:
-            # Trading does not wait for a cluster: run on the start control, and say so.
-            print(
-                f"dita: {e}; running in start mode {control.mode.value} on the in-memory projection",
-                file=sys.stderr,
-                flush=True,
-            )
-    if core is not None and resumed is not None:
-        print(_resume_line(args, core, resumed, client), flush=True)
-    projection = InMemoryProjection()
-    if client is not None:
-        try:
-            projection = HazelcastProjection(client)
-            where = f"Hazelcast cluster {args.cluster!r} at {args.hazelcast}"
-        except ProjectionError as e:
-            print(f"dita: {e}; running on the in-memory projection", file=sys.stderr, flush=True)
-    kernel = ExecutionKernel(
-        max_slots=args.slots,
-        kernel_id=args.kernel_id,
-        venue=venue,
-        journal=journal,
-        projection=projection,
-        control=control,
-        _core=core,
-    )
-    if metrics is not None:
-        metrics.attach(kernel)
-    if core is None and scenario is None:
-        # The demo trades a plausible book: fees and capital make K move like an account's.
-        kernel.set_seed_capital(DEMO_SEED_CAPITAL)
-        kernel.set_exchange_config(DEMO_EXCHANGE_CONFIG)
-    if isinstance(venue, MockVenueAdapter) and resumed is not None:
-        venue.adopt_working_orders(kernel.slots())
-    if client is not None:
-        from dita.controlplane.listener import ControlListener
-
-        listener = ControlListener(client, kernel, control_key=control_key(args))
-        if not listener.start():
-            print(f"dita: control map unreadable, running in start mode {control.mode.value}", flush=True)
-
-    driver: Driver
-    if scenario is not None:
-        from dita.scenario import rehearse
-
-        # A resumed replay goes on from the first line its checkpoint had not applied.
-        position = int(resumed.strategy.get("scenario_position", 0)) if resumed else 0
-        rehearse(kernel, scenario[position:])
-        driver = ScenarioDriver(kernel, scenario, position=position)
-    else:
-        driver = DemoStrategy(
-            kernel, seed=args.seed, session=session, state=resumed.strategy if resumed else None
-        )
-
-    def checkpoint_now() -> RunCheckpoint:
-        state = driver.state() if isinstance(driver, (DemoStrategy, ScenarioDriver)) else {}
-        return RunCheckpoint(kernel.kernel_id, kernel.checkpoint(), session=session, strategy=state)
-
-    checkpointer = (
-        Checkpointer(args.checkpoint, args.checkpoint_every, checkpoint_now) if args.checkpoint else None
-    )
-    print(
-        f"dita: kernel {kernel.kernel_id}, {kernel.max_slots} slots, "
-        f"{'scenario ' + args.scenario if scenario is not None else 'demo strategy'}, "
-        f"{type(venue).__name__}, {where}, mode {kernel.control.mode.value}",
-        flush=True,
-    )
     try:
+        metrics = _start_metrics(args)
+        if use_cluster:
+            from dita.projection.hazelcast import ProjectionError, connect
+
+            if not args.hazelcast:
+                from dita.cluster.local_member import LocalMember, find_free_port, port_answers
+
+                member_port = 5701 if not port_answers(5701) else find_free_port()
+                member = LocalMember(port=member_port, cluster_name=args.cluster)
+                member.start()
+                args.hazelcast = member.address
+            try:
+                client = connect(
+                    args.hazelcast.split(","), args.cluster, connect_timeout=args.connect_timeout
+                )
+            except ProjectionError as e:
+                # Trading does not wait for a cluster: run on the start control, and say so.
+                print(
+                    f"dita: {e}; running in start mode {control.mode.value} on the in-memory projection",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        if client is not None and args.kernel_id:
+            _check_no_other_process(client, args.kernel_id, force=args.force)
+        if core is not None and resumed is not None:
+            print(_resume_line(args, core, resumed, client), flush=True)
+            if scenario is not None and client is not None:
+                # The reconciled kernel may hold slots from the cluster the checkpoint did not.
+                rehearse(core, scenario[position:])
+        if client is not None:
+            try:
+                projection = HazelcastProjection(client)
+                where = f"Hazelcast cluster {args.cluster!r} at {args.hazelcast}"
+            except ProjectionError as e:
+                print(f"dita: {e}; running on the in-memory projection", file=sys.stderr, flush=True)
+        journal: KernelJournal = FileJournal(args.journal) if args.journal else MemoryJournal()
+        # From the kernel's first write on, SIGINT and SIGTERM stop it cleanly (STOPPED, checkpoint).
         stop = StopFlag()
+        kernel = ExecutionKernel(
+            max_slots=args.slots,
+            kernel_id=args.kernel_id,
+            venue=venue,
+            journal=journal,
+            projection=projection,
+            control=control,
+            # run_kernel starts the listener itself, with the control key.
+            listen_control=False,
+            _core=core,
+        )
+        if metrics is not None:
+            metrics.attach(kernel)
+        if core is None and scenario is None:
+            # The demo trades a plausible book: fees and capital make K move like an account's.
+            kernel.set_seed_capital(DEMO_SEED_CAPITAL)
+            kernel.set_exchange_config(DEMO_EXCHANGE_CONFIG)
+        if isinstance(venue, MockVenueAdapter) and resumed is not None:
+            venue.adopt_working_orders(kernel.slots())
+        if client is not None:
+            from dita.controlplane.listener import ControlListener
+
+            if key is None:
+                print(
+                    "dita: no control key: anyone who can reach the cluster can steer this kernel "
+                    "(halt it, or set it ACTIVE again); give one with --control-key-file FILE, "
+                    "DITA_CONTROL_KEY or DITA_CONTROL_KEY_FILE (and --require-signing to insist on it)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            listener = ControlListener(client, kernel, control_key=key)
+            if not listener.start():
+                print(f"dita: control map unreadable, running in start mode {control.mode.value}", flush=True)
+
+        driver: Driver
+        if scenario is not None:
+            driver = ScenarioDriver(kernel, scenario, position=position)
+        else:
+            driver = DemoStrategy(
+                kernel, seed=args.seed, session=session, state=resumed.strategy if resumed else None
+            )
+        running = kernel
+
+        def checkpoint_now() -> RunCheckpoint:
+            state = driver.state() if isinstance(driver, (DemoStrategy, ScenarioDriver)) else {}
+            return RunCheckpoint(running.kernel_id, running.checkpoint(), session=session, strategy=state)
+
+        checkpointer = (
+            Checkpointer(args.checkpoint, args.checkpoint_every, checkpoint_now) if args.checkpoint else None
+        )
+        print(
+            f"dita: kernel {kernel.kernel_id}, {kernel.max_slots} slots, "
+            f"{'scenario ' + args.scenario if scenario is not None else 'demo strategy'}, "
+            f"{type(venue).__name__}, {where}, mode {kernel.control.mode.value}",
+            flush=True,
+        )
         stats = run_demo(
             kernel,
             steps=args.steps,
@@ -190,7 +233,8 @@ def run_kernel(args: argparse.Namespace) -> int:
     finally:
         if listener is not None:
             listener.stop()
-        kernel.close()
+        if kernel is not None:
+            kernel.close()
         if client is not None:
             projection.close()
             client.shutdown()
@@ -219,19 +263,104 @@ def run_kernel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_scenario(path: str) -> Any:
+    from dita.scenario import load_scenario
+
+    try:
+        return load_scenario(path)
+    except OSError as e:
+        raise ValueError(f"--scenario {path}: cannot read it ({e.strerror or e})") from None
+
+
+def _check_no_other_process(client: Any, kernel_id: str, *, force: bool) -> None:
+    """Refuses to run a kernel another live process runs (it would write the same keys),
+    unless `force`. Live: its `dita.kernels` entry says RUNNING and beat within
+    LIVE_WITHIN_S, and it is not a process of this host that is gone."""
+    from dita.controlplane.operator import LIVE_WITHIN_S
+    from dita.projection.reader import ProjectionReader
+
+    try:
+        entry = ProjectionReader(client).kernel(kernel_id)
+    except Exception as e:
+        if force:
+            return
+        raise ValueError(
+            f"kernel {kernel_id}: cannot read its dita.kernels entry to see whether another process "
+            f"runs it ({type(e).__name__}: {e}); pass --force to start anyway"
+        ) from None
+    if entry is None or entry.get("state") != "RUNNING":
+        return
+    beat = entry.get("heartbeat_at")
+    if isinstance(beat, bool) or not isinstance(beat, int | float) or not math.isfinite(beat):
+        return
+    age = time.time() - beat
+    if age >= LIVE_WITHIN_S:
+        return
+    host, pid = entry.get("host"), entry.get("pid")
+    if host == socket.gethostname() and isinstance(pid, int) and not _process_alive(pid):
+        return  # killed within its last beats (SIGKILL, OOM): it writes nothing any more
+    other = f"{host}:{pid}"
+    if force:
+        print(
+            f"dita: --force: taking over kernel {kernel_id} from {other} (heartbeat {max(age, 0):.1f} s ago)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return
+    raise ValueError(
+        f"kernel {kernel_id} is already running at {other} (heartbeat {max(age, 0):.1f} s ago): "
+        "stop it first, or pass --force to take over"
+    )
+
+
+def _process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False  # kill(0) would signal our own process group
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    # A zombie is dead but not yet reaped by its parent.
+    return stat.rsplit(")", 1)[-1].split()[:1] not in (["Z"], ["X"])
+
+
+#: Longest kernel id taken: ids are part of every key of the kernel's documents.
+MAX_KERNEL_ID = 256
+
+
 def _check_args(args: argparse.Namespace) -> None:
+    if args.kernel_id is not None:
+        kid = args.kernel_id
+        if not kid.strip() or any(ord(c) < 32 or ord(c) == 127 for c in kid):
+            raise ValueError(
+                f"{args.kernel_id_from} {kid!r}: must be a non-blank id without control characters "
+                "(leave it out for a generated one)"
+            )
+        if len(kid) > MAX_KERNEL_ID:
+            raise ValueError(f"{args.kernel_id_from}: {len(kid)} characters, at most {MAX_KERNEL_ID}")
+    # Numbers are finite once parsed (finite_float); what is left is their range.
     if args.slots < 1:
         raise ValueError(f"--slots {args.slots}: must be at least 1")
     if args.steps is not None and args.steps < 0:
         raise ValueError(f"--steps {args.steps}: must be 0 (no limit) or more")
     if args.duration is not None and args.duration < 0:
-        raise ValueError(f"--duration {args.duration}: must be 0 or more seconds")
+        raise ValueError(f"--duration {args.duration:g}: must be 0 or more seconds")
     if args.interval < 0:
-        raise ValueError(f"--interval {args.interval}: must be 0 or more seconds")
+        raise ValueError(f"--interval {args.interval:g}: must be 0 or more seconds")
+    if args.checkpoint_every <= 0:
+        raise ValueError(f"--checkpoint-every {args.checkpoint_every:g}: must be greater than 0 seconds")
     if args.resume and not args.checkpoint:
         raise ValueError("--resume needs --checkpoint FILE: the checkpoint to start again from")
-    if args.checkpoint_every <= 0:
-        raise ValueError(f"--checkpoint-every {args.checkpoint_every}: must be greater than 0 seconds")
+    if args.checkpoint:
+        writable_file(args.checkpoint, "--checkpoint")
+    if args.journal:
+        writable_file(args.journal, "--journal")
 
 
 def _apply_env_defaults(args: argparse.Namespace) -> None:
@@ -242,23 +371,29 @@ def _apply_env_defaults(args: argparse.Namespace) -> None:
     DITA_START_MODE (DITA_KERNEL_ID is identity, so a checkpoint of another
     kernel is refused).
     """
+    # A variable is read only where no flag was given: a flag beats it, even a bad one.
     args.kernel_id_from = "--kernel-id"
     if args.kernel_id is None and os.environ.get("DITA_KERNEL_ID", "").strip():
         args.kernel_id = os.environ["DITA_KERNEL_ID"].strip()
         args.kernel_id_from = "DITA_KERNEL_ID"
-    slots = _env_value("DITA_SLOTS", _positive_int)
-    if slots is not None and not args.slots_given and not args.resume:
-        args.slots = slots
-    mode = _env_value("DITA_START_MODE", enum_arg(KernelMode))
-    if mode is not None and args.start_mode is None and not args.resume:
-        args.start_mode = mode
+    if not args.slots_given and not args.resume:
+        slots = _env_value("DITA_SLOTS", _positive_int)
+        if slots is not None:
+            args.slots = slots
+    if args.start_mode is None and not args.resume:
+        args.start_mode = _env_value("DITA_START_MODE", enum_arg(KernelMode))
     args.metrics_port_from = "--metrics-port"
-    port = _env_value("DITA_METRICS_PORT", _port)
-    if args.metrics_port is None and port is not None:
-        args.metrics_port = port
+    if args.metrics_port is None:
+        args.metrics_port = _env_value("DITA_METRICS_PORT", port)
         args.metrics_port_from = "DITA_METRICS_PORT"
     if args.metrics_host is None:
         args.metrics_host = os.environ.get("DITA_METRICS_HOST", "").strip() or "127.0.0.1"
+    args.require_signing_from = "--require-signing"
+    if args.require_signing is None:
+        args.require_signing = bool(_env_value("DITA_REQUIRE_SIGNING", _boolean))
+        args.require_signing_from = (
+            f"DITA_REQUIRE_SIGNING={os.environ.get('DITA_REQUIRE_SIGNING', '').strip()}"
+        )
 
 
 def _env_value(name: str, parse: Any) -> Any:
@@ -281,14 +416,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 1 <= value <= 65_535:
-        raise argparse.ArgumentTypeError(f"{value} is not a port number (1 to 65535)")
-    return value
+def _boolean(text: str) -> bool:
+    if text.lower() in _TRUE:
+        return True
+    if text.lower() in _FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"not one of {', '.join(_TRUE + _FALSE)}")
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 def _start_metrics(args: argparse.Namespace) -> Any:
@@ -339,10 +476,12 @@ def register(sub: Any) -> None:
         ),
         epilog=(
             "Environment: DITA_KERNEL_ID, DITA_SLOTS, DITA_START_MODE, DITA_HAZELCAST, DITA_CLUSTER, "
-            "DITA_CONTROL_KEY_FILE, DITA_METRICS_PORT and DITA_METRICS_HOST are the defaults of the flags "
-            "that name them; a flag beats its variable, and --resume keeps the checkpoint's slots and mode "
-            "over DITA_SLOTS and DITA_START_MODE. DITA_CONTROL_KEY is the shared control key itself "
-            "(used before --control-key-file)."
+            "DITA_CONTROL_KEY_FILE, DITA_REQUIRE_SIGNING, DITA_METRICS_PORT and DITA_METRICS_HOST are the "
+            "defaults of the flags that name them; a flag beats its variable, and --resume keeps the "
+            "checkpoint's slots and mode over DITA_SLOTS and DITA_START_MODE. DITA_CONTROL_KEY is the "
+            "shared control key itself (--control-key-file beats it; it beats DITA_CONTROL_KEY_FILE). "
+            "Every flag, variable and file is checked before the run connects to anything: a refused run "
+            "is one line naming what is wrong, exit status 2, and changes nothing anywhere."
         ),
     )
     run.set_defaults(slots_given=False)
@@ -354,22 +493,47 @@ def register(sub: Any) -> None:
         help="trade slots (default: $DITA_SLOTS, else 20)",
     )
     run.add_argument(
-        "--steps", type=int, default=2_000, help="strategy steps to run (default 2000; 0 = no limit)"
+        "--steps",
+        type=int,
+        default=2_000,
+        help="strategy steps to run (default 2000; 0 = no limit)",
     )
-    run.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
-    run.add_argument("--interval", type=float, default=0.0, help="seconds to sleep between steps (default 0)")
+    run.add_argument(
+        "--duration",
+        type=finite_float,
+        default=None,
+        metavar="SECONDS",
+        help="stop after this many seconds",
+    )
+    run.add_argument(
+        "--interval",
+        type=finite_float,
+        default=0.0,
+        metavar="SECONDS",
+        help="seconds to sleep between steps (default 0)",
+    )
     run.add_argument("--seed", type=int, default=7, help="random seed of strategy and venue (default 7)")
     run.add_argument(
         "--kernel-id",
         default=None,
-        help="this kernel's id in projections (default: $DITA_KERNEL_ID, else generated)",
+        help="this kernel's id in projections (default: $DITA_KERNEL_ID, else generated; "
+        f"non-blank, no control characters, at most {MAX_KERNEL_ID} characters). A kernel id another "
+        "live process runs is refused (see --force)",
+    )
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="start even though dita.kernels says another process runs this kernel id and beat within "
+        "the last 10 s (both then write the same documents: stop the other one)",
     )
     run.add_argument(
         "--scenario",
         default=None,
         metavar="FILE",
         help="replay this file (one JSON object a line: intent, venue_event, mark, account_event, "
-        "exchange_config, seed_capital) instead of the demo strategy; one line a step",
+        "exchange_config, seed_capital; UTF-8, at most 64 KiB a line, every number finite) instead of "
+        "the demo strategy; one line a step. The whole file is checked, and rehearsed on a scratch "
+        "kernel, before the run connects",
     )
     run.add_argument(
         "--venue",
@@ -401,7 +565,7 @@ def register(sub: Any) -> None:
     )
     run.add_argument(
         "--checkpoint-every",
-        type=float,
+        type=finite_float,
         default=5.0,
         metavar="SECONDS",
         help="seconds between checkpoints (default 5)",
@@ -421,17 +585,25 @@ def register(sub: Any) -> None:
     )
     run.add_argument(
         "--metrics-port",
-        type=_port,
+        type=port,
         default=None,
         metavar="PORT",
         help="serve Prometheus metrics on http://HOST:PORT/metrics (default: $DITA_METRICS_PORT, else off)",
     )
     run.add_argument(
         "--metrics-host",
+        type=non_empty,
         default=None,
         metavar="HOST",
         help="address the metrics endpoint listens on (default: $DITA_METRICS_HOST, else 127.0.0.1; "
         "0.0.0.0 for every interface)",
+    )
+    run.add_argument(
+        "--require-signing",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="refuse to start without a control key (default: $DITA_REQUIRE_SIGNING, 1 or 0). Without "
+        "a key, anyone who can reach the cluster can steer the kernel; the run says so on stderr",
     )
     add_cluster_args(run)
     run.set_defaults(func=run_kernel)
