@@ -23,6 +23,9 @@ from dita.projection.reader import LIVE_STAGES, ProjectionView
 #: A RUNNING kernel whose last beat is older than this many seconds is shown STALE.
 #: Kernels beat every second; five missed beats is no hiccup.
 STALE_AFTER_S = 5.0
+#: A RUNNING kernel silent for longer than this is DEAD: its process is gone without
+#: a clean stop (SIGKILL, OOM, a lost host). Its entry does not expire, so it stays DEAD.
+DEAD_AFTER_S = 30.0
 
 GLOBAL_KEY = "global"
 KERNEL_PREFIX = "kernel:"
@@ -62,6 +65,7 @@ class Settings:
     source: where the data comes from, for the header ("cluster 'dita' at ...").
     interval: seconds between frames, for the header.
     stale_after: a RUNNING kernel beating less recently than this is STALE.
+    dead_after: one beating less recently than this is DEAD (None: it stays STALE).
     kernel_ids: show only these kernels (empty: every kernel).
     width, height: the screen; lines are cut to `width`, and the tables
         shortened to fit `height` (open slots first). None: no limit.
@@ -70,6 +74,7 @@ class Settings:
     source: str = ""
     interval: float = 1.0
     stale_after: float = STALE_AFTER_S
+    dead_after: float | None = None
     kernel_ids: frozenset[str] = field(default_factory=frozenset)
     width: int | None = None
     height: int | None = None
@@ -100,16 +105,20 @@ def _text(value: Any) -> str:
     return "?" if value is None else str(value)
 
 
-def kernel_state(status: Mapping[str, Any] | None, now: float, stale_after: float) -> str:
-    """RUNNING, STOPPED, STALE (says RUNNING, but has not beaten for `stale_after` s) or
-    GONE (no `dita.kernels` entry: it stopped beating long enough ago that the entry
-    expired, yet its account or slots are still in the maps)."""
+def kernel_state(
+    status: Mapping[str, Any] | None, now: float, stale_after: float, dead_after: float | None = None
+) -> str:
+    """RUNNING, STOPPED, STALE (says RUNNING, but has not beaten for `stale_after` s), DEAD
+    (nor for `dead_after` s: it died without stopping) or GONE (no `dita.kernels` entry,
+    yet its account or slots are still in the maps: a STOPPED entry expired)."""
     if status is None:
         return "GONE"
     state = status.get("state")
     if state == "STOPPED":
         return "STOPPED"
     beat = _number(status.get("heartbeat_at"))
+    if beat is not None and dead_after is not None and now - beat > dead_after:
+        return "DEAD"
     if beat is None or now - beat > stale_after:
         return "STALE"
     return "RUNNING" if state == "RUNNING" else _text(state)
@@ -289,7 +298,9 @@ def render(
         if d.get("fsm_state") in LIVE_STAGES and (not wanted or d.get("kernel_id") in wanted)
     ]
     ids = sorted(set(kernels) | set(accounts) | {_text(d.get("kernel_id")) for d in slots})
-    states = {kid: kernel_state(kernels.get(kid), now, settings.stale_after) for kid in ids}
+    states = {
+        kid: kernel_state(kernels.get(kid), now, settings.stale_after, settings.dead_after) for kid in ids
+    }
 
     head.extend(_totals(states, slots, accounts))
     blocks = [
@@ -305,7 +316,7 @@ def _totals(
     states: Mapping[str, str], slots: Sequence[dict[str, Any]], accounts: Mapping[str, Any]
 ) -> list[Line]:
     counts = Counter(states.values())
-    order = ("RUNNING", "STALE", "STOPPED", "GONE")
+    order = ("RUNNING", "STALE", "DEAD", "STOPPED", "GONE")
     by_state = ", ".join(f"{counts[s]} {s}" for s in (*order, *sorted(set(counts) - set(order))) if counts[s])
     unrealized = sum(_number(d.get("unrealized_pnl")) or 0.0 for d in slots)
     realized_open = sum(_number(d.get("realized_pnl")) or 0.0 for d in slots)
@@ -377,7 +388,7 @@ def _kernels_block(
                     _text(projection.get("errors")),
                     f"{doc.get('host', '?')}:{doc.get('pid', '?')}",
                 ],
-                state in ("STALE", "GONE") or sync not in ("ok", "-"),
+                state in ("STALE", "DEAD", "GONE") or sync not in ("ok", "-"),
             )
         )
     return _Block(f"KERNELS ({len(rows)})", columns, rows, "kernels", empty="none in the cluster")

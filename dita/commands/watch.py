@@ -22,8 +22,8 @@ import sys
 import time
 from typing import Any, TextIO
 
-from dita.commands.common import add_cluster_args, connect
-from dita.dashboard import STALE_AFTER_S, Frame, Line, Outage, Settings, render
+from dita.commands.common import add_cluster_args, connect, finite_float
+from dita.dashboard import DEAD_AFTER_S, STALE_AFTER_S, Frame, Line, Outage, Settings, render
 
 # Plain ANSI (VT100) sequences, which every terminal emulator in use speaks.
 _HOME = "\x1b[H"
@@ -153,6 +153,7 @@ def _loop(args: argparse.Namespace, client: Any, screen: Screen) -> int:
             source=source,
             interval=args.interval,
             stale_after=args.stale_after,
+            dead_after=args.dead_after,
             kernel_ids=kernel_ids,
             width=width,
             height=height,
@@ -168,10 +169,16 @@ def _loop(args: argparse.Namespace, client: Any, screen: Screen) -> int:
 
 
 def _check_args(args: argparse.Namespace) -> None:
+    # Numbers are finite once parsed (finite_float); what is left is their range.
     if not args.interval > 0:
         raise ValueError(f"--interval {args.interval:g}: must be greater than 0 seconds")
     if not args.stale_after > 0:
         raise ValueError(f"--stale-after {args.stale_after:g}: must be greater than 0 seconds")
+    if not args.dead_after > args.stale_after:
+        raise ValueError(
+            f"--dead-after {args.dead_after:g}: must be greater than --stale-after {args.stale_after:g} "
+            "(a silent kernel is STALE first, then DEAD)"
+        )
 
 
 def register(sub: Any) -> None:
@@ -200,9 +207,19 @@ def register(sub: Any) -> None:
             "              price, unrealized and realized PnL, stage. On a terminal the tables are\n"
             "              shortened to fit its height (open slots first); --once shows all.\n"
             "\n"
-            "Kernel states: RUNNING; STOPPED (ended cleanly); STALE (says RUNNING, but its last\n"
-            "heartbeat is older than --stale-after); GONE (no dita.kernels entry, which expires\n"
-            "when a kernel stops beating, yet its account or slots are still in the maps).\n"
+            "Kernel states:\n"
+            "  RUNNING     beating (every second).\n"
+            "  STALE       says RUNNING, but its last heartbeat is older than --stale-after\n"
+            f"              (default {STALE_AFTER_S:g} s): a hiccup, or dying.\n"
+            "  DEAD        says RUNNING, but silent for longer than --dead-after "
+            f"(default {DEAD_AFTER_S:g} s):\n"
+            "              the process ended without a clean stop (SIGKILL, OOM, a lost host).\n"
+            "              A RUNNING entry does not expire, so a dead kernel stays DEAD (an alert)\n"
+            "              until it runs again or its entry is removed.\n"
+            "  STOPPED     ended cleanly (SIGINT/SIGTERM); the STOPPED entry lives 24 h.\n"
+            "  GONE        no dita.kernels entry, yet its account or slots are in the maps: it\n"
+            "              stopped more than 24 h ago, or its entry was removed.\n"
+            "SQL: projections/sql/queries/kernels_dead.sql lists the DEAD kernels that hold state.\n"
             "\n"
             "When the cluster stops answering, the last data read stays on screen under a banner:\n"
             "'cluster unreachable since HH:MM:SS, showing data from N s ago'; the watch goes live\n"
@@ -212,7 +229,7 @@ def register(sub: Any) -> None:
     )
     watch_parser.add_argument(
         "--interval",
-        type=float,
+        type=finite_float,
         default=1.0,
         metavar="SECONDS",
         help="seconds between two reads and frames (default 1)",
@@ -226,10 +243,18 @@ def register(sub: Any) -> None:
     )
     watch_parser.add_argument(
         "--stale-after",
-        type=float,
+        type=finite_float,
         default=STALE_AFTER_S,
         metavar="SECONDS",
         help=f"a RUNNING kernel beating less recently is shown STALE (default {STALE_AFTER_S:g})",
+    )
+    watch_parser.add_argument(
+        "--dead-after",
+        type=finite_float,
+        default=DEAD_AFTER_S,
+        metavar="SECONDS",
+        help=f"a RUNNING kernel silent for longer is shown DEAD (default {DEAD_AFTER_S:g}; more than "
+        "--stale-after)",
     )
     add_cluster_args(watch_parser)
     watch_parser.set_defaults(func=watch)

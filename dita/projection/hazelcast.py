@@ -13,8 +13,13 @@ backlog holds at most one document per key; when a cluster answers again
 readers see the kernels converge.
 
 The Hazelcast client given to the projection carries the rest: each kernel's
-`dita.kernels` status entry (with its TTL), and reading the store when a
-kernel restarts under an id already there.
+`dita.kernels` status entry, and reading the store when a kernel restarts
+under an id already there.
+
+A RUNNING entry does not expire (`status_ttl` 0): a kernel that dies without
+stopping leaves its last beat behind, and readers tell it DEAD by the beat's
+age for as long as its slots and account are in the maps. A clean stop
+writes a STOPPED entry that lives `STOPPED_TTL_S` (24 h).
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ from dita.projection.base import ACCOUNTS_MAP, KERNELS_MAP, SLOTS_MAP
 from dita.projection.documents import document_version, read_document
 
 log = logging.getLogger("dita.projection")
+
+#: How long a cleanly stopped kernel's STOPPED entry stays in `dita.kernels`: a day
+#: of seeing that it stopped, and when, before the entry goes.
+STOPPED_TTL_S = 24 * 3600.0
 
 class ProjectionError(RuntimeError):
     """The projection cannot reach or use its cluster."""
@@ -141,7 +150,10 @@ class HazelcastProjection:
             kernel call wakes it at once, this bounds how soon it notices a
             reconnected writer with nothing changing (default 0.05).
         heartbeat_interval: seconds between two `dita.kernels` entries (default 1.0).
-        status_ttl: seconds a `dita.kernels` entry lives without a new beat (default 10.0).
+        status_ttl: seconds a RUNNING `dita.kernels` entry lives after its last beat
+            (default 0: it does not expire, so a kernel that died is seen as dead).
+        stopped_ttl: seconds the STOPPED entry of a cleanly stopped kernel lives
+            (default `STOPPED_TTL_S`, 24 h).
         write_timeout: seconds `flush`, `detach` and `close` wait for writes (default 5.0).
         max_in_flight: `putAll` requests awaiting an answer before the writer holds
             back and lets changes coalesce (default 512).
@@ -157,7 +169,8 @@ class HazelcastProjection:
         flush_interval: float = 0.0005,
         idle_interval: float = 0.05,
         heartbeat_interval: float = 1.0,
-        status_ttl: float = 10.0,
+        status_ttl: float = 0.0,
+        stopped_ttl: float | None = None,
         write_timeout: float = 5.0,
         max_in_flight: int = 512,
         connect_timeout: float = 10.0,
@@ -172,6 +185,7 @@ class HazelcastProjection:
         )
         self.heartbeat_interval = heartbeat_interval
         self.status_ttl = status_ttl
+        self.stopped_ttl = STOPPED_TTL_S if stopped_ttl is None else stopped_ttl
         self.write_timeout = write_timeout
         targets, cluster = writer_target(self.client)
         try:
@@ -261,7 +275,7 @@ class HazelcastProjection:
         self.writer.detach(kernel_id)
         if source is not None:
             status = {**source.status(), "state": "STOPPED", "heartbeat_at": time.time()}
-            self._wait(self._send_status(kernel_id, status))
+            self._wait(self._send_status(kernel_id, status, ttl=self.stopped_ttl))
 
     def flush(self, timeout: float | None = None) -> None:
         """Returns once everything changed before the call is written, or after `timeout`."""
@@ -359,9 +373,11 @@ class HazelcastProjection:
             return False
         return True
 
-    def _send_status(self, kernel_id: str, status: dict[str, Any]) -> Any:
-        """Sends one `dita.kernels` entry with its TTL; returns the future, waits for nothing."""
+    def _send_status(self, kernel_id: str, status: dict[str, Any], *, ttl: float | None = None) -> Any:
+        """Sends one `dita.kernels` entry with its TTL (default `status_ttl`; 0: none);
+        returns the future, waits for nothing."""
         from hazelcast.core import HazelcastJsonValue
 
         doc = {**status, "projection": self.stats()}
-        return self._kernels.put(kernel_id, HazelcastJsonValue(json.dumps(doc)), ttl=self.status_ttl)
+        lives = self.status_ttl if ttl is None else ttl
+        return self._kernels.put(kernel_id, HazelcastJsonValue(json.dumps(doc)), ttl=lives)

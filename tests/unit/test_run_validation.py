@@ -284,3 +284,34 @@ def test_require_signing_can_be_turned_off_by_its_flag() -> None:
         "run", "--no-local-member", "--steps", "1", "--no-require-signing", env={"DITA_REQUIRE_SIGNING": "1"}
     )
     assert result.returncode == 0, result.stderr
+
+
+WATCH_CASES = [
+    (["--interval", "nan"], ["--interval", "nan"]),
+    (["--interval", "inf"], ["--interval", "inf"]),
+    (["--interval", "-1"], ["--interval", "-1"]),
+    (["--stale-after", "nan"], ["--stale-after", "nan"]),
+    (["--stale-after", "inf"], ["--stale-after", "inf"]),
+    (["--dead-after", "nan"], ["--dead-after", "nan"]),
+    (["--stale-after", "10", "--dead-after", "5"], ["--dead-after", "5", "--stale-after"]),
+    (["--connect-timeout", "nan"], ["--connect-timeout", "nan"]),
+    (["--connect-timeout", "-1"], ["--connect-timeout", "-1"]),
+    (["--hazelcast", "127.0.0.1:notaport"], ["--hazelcast", "notaport"]),
+]
+
+
+@pytest.mark.parametrize(("args", "names"), WATCH_CASES, ids=[" ".join(c[0]) for c in WATCH_CASES])
+def test_a_bad_watch_flag_is_refused_in_one_line(
+    listener: socket.socket, args: list[str], names: list[str]
+) -> None:
+    port = listener.getsockname()[1]
+    base = ["--once", "--connect-timeout", "1"] if "--connect-timeout" not in args else ["--once"]
+    if "--hazelcast" not in args:
+        base += ["--hazelcast", f"127.0.0.1:{port}"]
+    result = dita("watch", *base, *args)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert len(lines) == 1 and "unrecognized arguments" not in lines[0], result.stderr
+    for name in names:
+        assert name in lines[0], (name, lines[0])
+    assert connections(listener) == 0, "a refused watch connected to the cluster"
