@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 CARGO_MANIFEST := native/Cargo.toml
 
-.PHONY: setup demo test test-rust test-python lint bench bench-rust fuzz-long clean
+.PHONY: setup demo test test-rust test-python lint bench bench-rust fuzz-long hazelcast-image clean
 
 $(VENV)/.installed: pyproject.toml native/Cargo.toml $(wildcard native/*/Cargo.toml) $(wildcard native/*/src/*.rs)
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ fuzz-long: setup
 		-max_total_time=$$(( $${FUZZ_MINUTES:-10} * 60 )) -max_len=8192 -len_control=20
 	$(PY) -m tests.fuzz.boundary --minutes $${FUZZ_MINUTES:-10}
 	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q tests/property
+
+# The local Docker image dita/hazelcast:<version> (a debootstrapped Debian with Java 17 and the
+# Hazelcast jars) for the tests' testcontainers backend; skips what is built already.
+hazelcast-image:
+	ops/build-hazelcast-image
 
 clean:
 	rm -rf $(VENV) native/target
