@@ -247,19 +247,21 @@ def test_the_control_key_file_flag_beats_the_key_in_the_environment(tmp_path: Pa
     assert result.returncode == 2 and "--control-key-file" in result.stderr, result.stderr
 
 
-def test_the_control_key_file_flag_is_the_key_used(tmp_path: Path) -> None:
+def test_the_control_key_file_flag_is_the_key_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from argparse import Namespace
 
-    from dita.commands.common import control_key
+    from dita.commands.common import EnvDefault, control_key
 
     key = tmp_path / "k.key"
     key.write_text("from-the-file\n")
-    os.environ["DITA_CONTROL_KEY"] = "from-the-environment"
-    try:
-        assert control_key(Namespace(control_key_file=str(key))) == b"from-the-file"
-        assert control_key(Namespace(control_key_file=None)) == b"from-the-environment"
-    finally:
-        del os.environ["DITA_CONTROL_KEY"]
+    monkeypatch.setenv("DITA_CONTROL_KEY", "from-the-environment")
+    assert control_key(Namespace(control_key_file=str(key))) == b"from-the-file"
+    assert control_key(Namespace(control_key_file=None)) == b"from-the-environment"
+    # DITA_CONTROL_KEY_FILE is a default, so DITA_CONTROL_KEY beats it, as before.
+    from_env = EnvDefault(str(key), "DITA_CONTROL_KEY_FILE")
+    assert control_key(Namespace(control_key_file=from_env)) == b"from-the-environment"
+    monkeypatch.delenv("DITA_CONTROL_KEY")
+    assert control_key(Namespace(control_key_file=from_env)) == b"from-the-file"
 
 
 def test_require_signing_is_met_by_a_key_from_the_flag_or_the_environment(tmp_path: Path) -> None:
