@@ -1,11 +1,16 @@
 """Shared fixtures: a real Hazelcast cluster for integration tests.
 
-Where it comes from, in order: an address in DITA_HAZELCAST (with
-DITA_CLUSTER for its name); a member started from the Hazelcast jars when
-Java is here (the default on these machines); a `hazelcast/hazelcast`
-container via testcontainers when a Docker engine answers. Tests that need a
-cluster skip, naming why, only when none of the three is available, and
-never under CI, where they must run.
+DITA_TEST_BACKEND=testcontainers: a member in a container of
+DITA_HAZELCAST_IMAGE (default `hazelcast/hazelcast:<version>`; CI builds and
+names `dita/hazelcast:<version>`, see ops/build-hazelcast-image) on the
+host's network and a free port of 127.0.0.1 (tests/container_member.py).
+
+Otherwise (DITA_TEST_BACKEND unset or `local`), in order: an address in
+DITA_HAZELCAST (with DITA_CLUSTER for its name); a member started from the
+Hazelcast jars when Java is here (the default on these machines); a container
+as above when a Docker engine answers. Tests that need a cluster skip, naming
+why, only when none of the three is available, and never under CI, where they
+must run.
 """
 
 from __future__ import annotations
@@ -16,11 +21,27 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
 from dita.cluster.local_member import HAZELCAST_VERSION, LocalMember, find_free_port
+
+BACKENDS = ("local", "testcontainers")
+_DEFAULT_IMAGE = f"hazelcast/hazelcast:{HAZELCAST_VERSION}"
+
+
+class Member(Protocol):
+    """A member the tests own: a LocalMember, or a ContainerMember under testcontainers."""
+
+    @property
+    def address(self) -> str: ...
+
+    def start(self, timeout: float = ...) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def kill(self) -> None: ...
 
 
 @dataclass
@@ -29,7 +50,7 @@ class Cluster:
 
     members: list[str]
     cluster_name: str
-    member: LocalMember | None = None
+    member: Member | None = None
 
     def client(self, **config: Any) -> Any:
         from hazelcast.client import HazelcastClient
@@ -71,6 +92,14 @@ def _unavailable(reason: str) -> None:
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
+    backend = os.environ.get("DITA_TEST_BACKEND") or "local"
+    if backend not in BACKENDS:
+        pytest.fail(f"DITA_TEST_BACKEND={backend!r}: expected one of {', '.join(BACKENDS)}")
+    if backend == "testcontainers":
+        if not _docker_answers():
+            pytest.fail("DITA_TEST_BACKEND=testcontainers, but no Docker engine answers (`docker info`)")
+        yield from _container_cluster(os.environ.get("DITA_HAZELCAST_IMAGE") or _DEFAULT_IMAGE)
+        return
     address = os.environ.get("DITA_HAZELCAST")
     if address:
         yield Cluster(address.split(","), os.environ.get("DITA_CLUSTER", "dita"))
@@ -84,11 +113,18 @@ def cluster() -> Iterator[Cluster]:
             member.stop()
         return
     if _docker_answers():
-        from testcontainers.core.container import DockerContainer
-        from testcontainers.core.waiting_utils import wait_for_logs
-
-        with DockerContainer(f"hazelcast/hazelcast:{HAZELCAST_VERSION}").with_exposed_ports(5701) as c:
-            wait_for_logs(c, "is STARTED", timeout=120)
-            yield Cluster([f"{c.get_container_host_ip()}:{c.get_exposed_port(5701)}"], "dev")
+        yield from _container_cluster(os.environ.get("DITA_HAZELCAST_IMAGE") or _DEFAULT_IMAGE)
         return
     _unavailable("no DITA_HAZELCAST address, no java to start a member, no Docker engine")
+
+
+def _container_cluster(image: str) -> Iterator[Cluster]:
+    """A member in a container of `image` for the session; removed at its end."""
+    from tests.container_member import ContainerMember
+
+    member = ContainerMember(image, port=find_free_port(), cluster_name="dita-test")
+    try:
+        member.start(timeout=180)
+        yield Cluster([member.address], "dita-test", member)
+    finally:
+        member.remove()
