@@ -382,6 +382,13 @@ class Kernel:
         self, slot_versions: Mapping[int, int], account_version: int | None = None
     ) -> None: ...
     def mark_all_changed(self) -> None: ...
+    def set_document_key(self, key: bytes | None) -> None:
+        """Signs every slot and account document this kernel builds from now on
+        (`drain_documents`, a `StoreWriter`'s feed): each ends
+        `,"mac":"<64 hex>"}`, HMAC-SHA256 under `key` over the document's bytes
+        without that member. 16 to 4096 bytes (else ValueError); None: unsigned.
+        Not part of checkpoints: set it again on a restored kernel, before it is
+        attached to a store."""
     def drain_documents(
         self, kernel_id: str, now: _Time | None = None
     ) -> tuple[list[tuple[str, int, str]], tuple[int, str] | None]: ...

@@ -562,8 +562,9 @@ impl Run {
                 let account = c.chance(100).then(|| c.version(self.k.account().version));
                 self.note(|| format!("raise_versions({floors:?}, {account:?})"));
                 self.k.raise_versions(&floors, account);
-                // Above the floor, or at the top of u64, where versions stop growing.
-                let lifted = |version: u64, floor: u64| version > floor || version == u64::MAX;
+                // Above the floor, or at the top of u64, where versions stop growing; a
+                // floor above MAX_VERSION is no kernel's and is ignored.
+                let lifted = |version: u64, floor: u64| version > floor || version == u64::MAX || floor > MAX_VERSION;
                 for &(slot, floor) in &floors {
                     if let Some(s) = self.k.slot(slot as usize) {
                         assert!(

@@ -5,6 +5,7 @@ use std::collections::{HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use crate::documents::MAX_VERSION;
 use crate::error::{check_derived, check_number, InputError, MAX_DERIVED, MAX_MAGNITUDE};
 use crate::order::Id;
 use crate::outcome::Details;
@@ -327,7 +328,10 @@ impl Account {
         self.event_seq = p.event_seq;
         self.calibration_ratio = ratio;
         self.calibration_samples = p.calibration_samples;
-        self.version = self.version.max(p.version);
+        // A version above MAX_VERSION is no kernel's (see raise_versions): not taken.
+        if p.version <= MAX_VERSION {
+            self.version = self.version.max(p.version);
+        }
         Ok(())
     }
 

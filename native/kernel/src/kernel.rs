@@ -7,6 +7,7 @@
 //! number of slots.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
@@ -15,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use crate::account::{
     Account, AccountAnswer, AccountEvent, AccountView, Calibration, ExchangeConfigUpdate, ProjectedAccount,
 };
+pub use crate::documents::Documents;
+use crate::documents::{Cut, DocumentKey, MAX_VERSION};
 use crate::error::InputError;
 use crate::lifecycle::{self, Next, Trigger};
 use crate::messages::{Intent, VenueEvent};
@@ -50,59 +53,13 @@ impl Default for Control {
     }
 }
 
-/// What changed since the last drain: each changed key once, in its latest state.
+/// What changed since the last drain: each changed key once, in its latest state,
+/// and the cut of the slot versions as of this drain (see `documents`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Changes {
     pub slots: Vec<Slot>,
     pub account: Option<AccountView>,
-}
-
-/// Changed keys as JSON documents: (key, version, json) per slot, and the account's (version, json).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Documents {
-    pub slots: Vec<(String, u64, String)>,
-    pub account: Option<(u64, String)>,
-}
-
-impl Documents {
-    /// Drained changes as store documents (see `Kernel::drain_documents`);
-    /// apart from the kernel, so a caller can build them without holding it.
-    pub fn of(changes: &Changes, kernel_id: &str, now: Timestamp) -> Documents {
-        Documents {
-            slots: changes
-                .slots
-                .iter()
-                .map(|s| {
-                    let key = format!("{kernel_id}:{}", s.slot_id);
-                    let json = document(kernel_id, &key, now, s);
-                    (key, s.version, json)
-                })
-                .collect(),
-            account: changes
-                .account
-                .as_ref()
-                .map(|a| (a.version, document(kernel_id, kernel_id, now, a))),
-        }
-    }
-}
-
-/// A store document: the body's fields beside the kernel id, key and write time.
-fn document<T: Serialize>(kernel_id: &str, key: &str, updated_at: Timestamp, body: &T) -> String {
-    #[derive(Serialize)]
-    struct Doc<'a, T: Serialize> {
-        kernel_id: &'a str,
-        key: &'a str,
-        updated_at: Timestamp,
-        #[serde(flatten)]
-        body: &'a T,
-    }
-    serde_json::to_string(&Doc {
-        kernel_id,
-        key,
-        updated_at,
-        body,
-    })
-    .expect("documents serialize")
+    pub cut: Cut,
 }
 
 #[derive(Serialize)]
@@ -175,6 +132,14 @@ pub struct Kernel {
     dirty: Vec<u32>,
     is_dirty: Vec<bool>,
     account_dirty: bool,
+    /// The account as its last drain showed it; None when its figures or the
+    /// slots' open figures changed since.
+    view: Option<AccountView>,
+    /// The slot versions of the last drain, and the cut over them.
+    cut_versions: Vec<u64>,
+    cut: Cut,
+    /// Signs the documents `drain_documents` (and a store's feed) builds.
+    document_key: Option<Arc<DocumentKey>>,
 }
 
 fn refusal(e: InputError) -> Details {
@@ -224,6 +189,10 @@ impl Kernel {
             dirty: Vec::new(),
             is_dirty: vec![false; max_slots],
             account_dirty: true,
+            view: None,
+            cut_versions: vec![0; max_slots],
+            cut: Cut::of(std::iter::repeat_n(0, max_slots)),
+            document_key: None,
             slots,
         };
         for i in 0..max_slots {
@@ -305,19 +274,40 @@ impl Kernel {
 
     /// Lifts versions above what a store already holds (a restarted kernel
     /// meeting its own older projections), so versions readers see only grow.
-    /// Raised keys count as changed.
+    /// Raised keys count as changed, and a raised slot moves the account's
+    /// version (its cut changes). A floor above `MAX_VERSION` is no kernel's
+    /// (anyone can write a store) and is ignored: raising to it would leave
+    /// the key's version stuck at the top of u64, and its projection frozen.
     pub fn raise_versions(&mut self, slot_floors: &[(u32, u64)], account_floor: Option<u64>) {
+        let mut raised = false;
         for &(slot_id, floor) in slot_floors {
             let i = slot_id as usize;
-            if i < self.slots.len() && self.slots[i].version <= floor {
-                self.slots[i].version = floor.saturating_add(1);
+            if floor <= MAX_VERSION && i < self.slots.len() && self.slots[i].version <= floor {
+                self.slots[i].version = floor + 1;
                 self.mark_dirty(i);
+                raised = true;
             }
         }
-        if let Some(floor) = account_floor.filter(|&f| self.account.version <= f) {
-            self.account.version = floor.saturating_add(1);
+        if raised {
+            self.account.version = self.account.version.saturating_add(1);
             self.account_dirty = true;
         }
+        if let Some(floor) = account_floor.filter(|&f| f <= MAX_VERSION && self.account.version <= f) {
+            self.account.version = floor + 1;
+            self.account_dirty = true;
+        }
+    }
+
+    /// The key the documents of `drain_documents` and of a store's feed are
+    /// signed with; None: unsigned. Not part of checkpoints. Set it before
+    /// the kernel is attached to a store: a document already written stays
+    /// as it is until its key changes.
+    pub fn set_document_key(&mut self, key: Option<DocumentKey>) {
+        self.document_key = key.map(Arc::new);
+    }
+
+    pub fn document_key(&self) -> Option<Arc<DocumentKey>> {
+        self.document_key.clone()
     }
 
     /// Marks every slot and the account changed, so the next drain returns
@@ -330,19 +320,53 @@ impl Kernel {
     }
 
     /// Like `drain_changes`, as JSON documents for a store: each carries the
-    /// kernel id, its key, its version and when it was written.
+    /// kernel id, its key, its version and when it was written, the account
+    /// its cut, and each its signature when the kernel has a document key.
     pub fn drain_documents(&mut self, kernel_id: &str, now: Timestamp) -> Documents {
-        Documents::of(&self.drain_changes(), kernel_id, now)
+        let changes = self.drain_changes();
+        Documents::of(&changes, kernel_id, now, self.document_key.as_deref())
     }
 
     pub fn drain_changes(&mut self) -> Changes {
         let mut slots = Vec::with_capacity(self.dirty.len());
+        let mut cut_moved = false;
         for i in self.dirty.drain(..) {
+            let slot = &self.slots[i as usize];
             self.is_dirty[i as usize] = false;
-            slots.push(self.slots[i as usize].clone());
+            // The cut follows the slots here, on the drain, not on every call.
+            let drained = &mut self.cut_versions[i as usize];
+            if *drained != slot.version {
+                self.cut.moved(i, *drained, slot.version);
+                *drained = slot.version;
+                cut_moved = true;
+            }
+            slots.push(slot.clone());
         }
-        let account = std::mem::take(&mut self.account_dirty).then(|| self.account.view(self.exposure()));
-        Changes { slots, account }
+        if cut_moved && !self.account_dirty {
+            // Every slot change moves the account already; should one not,
+            // the account still goes with the cut it is now consistent with.
+            self.account.version = self.account.version.saturating_add(1);
+            self.account_dirty = true;
+        }
+        let account = if std::mem::take(&mut self.account_dirty) {
+            // Most drains move only the account's version and cut (a slot
+            // changed, its open figures did not): the view of the last drain
+            // stands, and summing every slot's exposure under the kernel's
+            // lock is saved.
+            if self.view.is_none() {
+                self.view = Some(self.account.view(self.exposure()));
+            }
+            let mut view = self.view.clone().expect("just built");
+            view.version = self.account.version;
+            Some(view)
+        } else {
+            None
+        };
+        Changes {
+            slots,
+            account,
+            cut: self.cut,
+        }
     }
 
     // ----- control and account ------------------------------------------------
@@ -353,36 +377,44 @@ impl Kernel {
 
     pub fn set_seed_capital(&mut self, seed: f64) -> Result<(), InputError> {
         self.account.set_seed_capital(seed)?;
-        self.account_dirty = true;
+        self.account_changed();
         Ok(())
     }
 
     /// Takes a projected account's figures (see `Account::adopt`); refused whole if any is invalid.
     pub fn adopt_account(&mut self, projected: &ProjectedAccount) -> Result<(), InputError> {
         self.account.adopt(projected)?;
-        self.account_dirty = true;
+        self.account_changed();
         Ok(())
     }
 
     pub fn set_exchange_config(&mut self, update: &ExchangeConfigUpdate) -> Result<(), InputError> {
         self.account.set_config(update)?;
-        self.account_dirty = true;
+        self.account_changed();
         Ok(())
     }
 
     pub fn calibrate_fee(&mut self, price: f64, qty: f64, actual_fee: f64) -> Result<Calibration, InputError> {
         let c = self.account.calibrate_fee(price, qty, actual_fee)?;
-        self.account_dirty = true;
+        self.account_changed();
         Ok(c)
     }
 
     pub fn on_account_event(&mut self, event: &AccountEvent) -> AccountAnswer {
         let answer = self.account.apply(event);
-        self.account_dirty |= answer.applied;
+        if answer.applied {
+            self.account_changed();
+        }
         answer
     }
 
     // ----- bookkeeping shared by every change ---------------------------------
+
+    /// The account's figures changed: its next drain builds its view anew.
+    fn account_changed(&mut self) {
+        self.account_dirty = true;
+        self.view = None;
+    }
 
     fn mark_dirty(&mut self, i: usize) {
         if !self.is_dirty[i] {
@@ -391,7 +423,9 @@ impl Kernel {
         }
     }
 
-    /// After slot `i` changed: version, dirty set, free set and open figures.
+    /// After slot `i` changed: its version, the account's (the account
+    /// document names every slot's version, see `documents`), the dirty and
+    /// free sets, and the open figures.
     fn touched(&mut self, i: usize, before: Exposure, was_free: bool) {
         let slot = &mut self.slots[i];
         slot.version = slot.version.saturating_add(1);
@@ -405,9 +439,10 @@ impl Kernel {
             }
         }
         if after != before {
-            self.account.version = self.account.version.saturating_add(1);
-            self.account_dirty = true;
+            self.view = None;
         }
+        self.account.version = self.account.version.saturating_add(1);
+        self.account_dirty = true;
         self.mark_dirty(i);
     }
 
@@ -1101,7 +1136,7 @@ impl Kernel {
             }
         };
         slot.refresh_unrealized();
-        self.account_dirty = true;
+        self.account_changed();
         self.account.on_fill(&ev.event_id, price, qty, order_type, realized)
     }
 
@@ -1172,7 +1207,9 @@ impl Kernel {
     fn replace_slot(&mut self, mut slot: Slot) {
         let i = slot.slot_id as usize;
         let (before, was_free) = (self.slots[i].exposure(), self.slots[i].is_free());
-        slot.version = slot.version.max(self.slots[i].version);
+        // A version from outside above MAX_VERSION is no kernel's: never taken.
+        let given = if slot.version <= MAX_VERSION { slot.version } else { 0 };
+        slot.version = given.max(self.slots[i].version);
         slot.seen_event_ids.truncate_oldest(self.seen_capacity);
         self.unindex_slot(i);
         self.slots[i] = slot;
@@ -1304,6 +1341,8 @@ impl Kernel {
         k.account = cp.account;
         k.account.rebuild_lookups();
         k.slots = cp.slots;
+        k.cut_versions = k.slots.iter().map(|s| s.version).collect();
+        k.cut = Cut::of(k.cut_versions.iter().copied());
         for (i, rp) in cp.before_request.into_iter().enumerate() {
             k.set_restore_point(i, rp);
         }

@@ -4,7 +4,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use dita_kernel::account::{AccountEvent, ProjectedAccount};
-use dita_kernel::{Control, ExchangeConfigUpdate, Kernel, Mode, Slot, Verbosity};
+use dita_kernel::{Control, DocumentKey, ExchangeConfigUpdate, Kernel, Mode, Slot, Verbosity};
 use dita_store::Wake;
 use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
@@ -291,11 +291,22 @@ impl PyKernel {
         Ok((PyList::new(py, slots)?, account))
     }
 
-    /// Lifts slot and account versions above a store's ({slot_id: version}, account version).
+    /// Lifts slot and account versions above a store's ({slot_id: version}, account
+    /// version); a floor above 2**53 is no kernel's and is ignored.
     #[pyo3(signature = (slot_versions, account_version = None))]
     fn raise_versions(&mut self, slot_versions: std::collections::HashMap<u32, u64>, account_version: Option<u64>) {
         let floors: Vec<(u32, u64)> = slot_versions.into_iter().collect();
         self.core().raise_versions(&floors, account_version);
+    }
+
+    /// Signs every slot and account document this kernel builds from now on
+    /// (`drain_documents`, a store writer's feed) with HMAC-SHA256 under `key`
+    /// (16 to 4096 bytes); None: unsigned. Not part of checkpoints.
+    #[pyo3(signature = (key))]
+    fn set_document_key(&mut self, key: Option<&[u8]>) -> PyResult<()> {
+        let key = key.map(DocumentKey::new).transpose().map_err(input_error)?;
+        self.core().set_document_key(key);
+        Ok(())
     }
 
     /// Every slot and the account count as changed: the next drain returns all.
@@ -304,7 +315,8 @@ impl PyKernel {
     }
 
     /// Changed slots and account as JSON documents built in Rust, for stores:
-    /// ([(key, version, json), ...], (version, json) or None).
+    /// ([(key, version, json), ...], (version, json) or None); signed when
+    /// the kernel has a document key.
     #[pyo3(signature = (kernel_id, now = None))]
     fn drain_documents(&mut self, kernel_id: &str, now: Option<&Bound<'_, PyAny>>) -> PyResult<DrainedDocuments> {
         let now = timestamp_arg("now", now)?;

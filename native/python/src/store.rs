@@ -48,12 +48,15 @@ struct KernelSource {
 impl Source for KernelSource {
     fn take(&self) -> Vec<Document> {
         // Only taking the changed slots holds the kernel; their JSON is built
-        // while the kernel's thread runs on.
-        let changes = self.cell.lock().kernel.drain_changes();
+        // and signed while the kernel's thread runs on.
+        let (changes, key) = {
+            let mut held = self.cell.lock();
+            (held.kernel.drain_changes(), held.kernel.document_key())
+        };
         if changes.slots.is_empty() && changes.account.is_none() {
             return Vec::new();
         }
-        let drained = Documents::of(&changes, &self.kernel_id, Timestamp::now());
+        let drained = Documents::of(&changes, &self.kernel_id, Timestamp::now(), key.as_deref());
         let slots = drained.slots.into_iter().map(|(key, version, json)| Document {
             map: SLOTS,
             key,
