@@ -4,11 +4,18 @@ times it has started).
 
 A checkpoint is written to a temporary file and renamed over the old one, so
 a process killed mid-write leaves the previous checkpoint whole.
+
+Beside it lives what a run signs its documents with (`document_key`): a
+resumed run takes from the cluster's maps only what it can prove it wrote.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
+import secrets
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +24,76 @@ from typing import Any
 import msgpack
 
 CHECKPOINT_FORMAT = "dita-run/1"
+
+#: Bytes of the random document key kept beside a checkpoint.
+DOCUMENT_KEY_BYTES = 32
+
+
+def document_key(
+    kernel_id: str,
+    control_key: bytes | None,
+    checkpoint_path: str | os.PathLike[str] | None,
+) -> bytes | None:
+    """The key kernel `kernel_id` signs its slot and account documents with
+    (`ExecutionKernel(document_key=...)`), and a resume checks them with.
+
+    With a control key: HMAC-SHA256(control_key, b"dita documents " + the
+    kernel id in UTF-8), the same for every life of the kernel and for anyone
+    who holds the control key. Without one: a random 32-byte secret kept
+    beside the checkpoint, in `<checkpoint>.key` (64 hex digits; created
+    0600 on first use and reused after, so every life of a run that resumes
+    from that checkpoint has it). Without either: None, and the documents go
+    unsigned (a resume then adopts nothing from the maps). An empty control
+    key counts as none. A key file others may read, or one that does not hold
+    a key, raises ValueError naming it.
+    """
+    if control_key:
+        return hmac.new(control_key, b"dita documents " + kernel_id.encode(), hashlib.sha256).digest()
+    if checkpoint_path is None:
+        return None
+    path = Path(os.fspath(checkpoint_path) + ".key")
+    try:
+        return _read_key(path)
+    except FileNotFoundError:
+        pass
+    key = secrets.token_bytes(DOCUMENT_KEY_BYTES)
+    # Written whole under a name of its own, then linked into place: a reader
+    # never sees half a key, and of two processes starting at once one key wins.
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(key.hex() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return _read_key(path)
+    finally:
+        os.unlink(temporary)
+    return key
+
+
+def _read_key(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        mode = stat.S_IMODE(os.fstat(f.fileno()).st_mode)
+        if mode & 0o077:
+            raise ValueError(
+                f"document key {path}: readable by others (mode {mode:04o}); "
+                f"it must be the owner's alone: chmod 600 {path}"
+            )
+        text = f.read(4 * DOCUMENT_KEY_BYTES)
+    try:
+        key = bytes.fromhex(text.decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        key = b""
+    if len(key) != DOCUMENT_KEY_BYTES:
+        raise ValueError(
+            f"document key {path}: not a key ({2 * DOCUMENT_KEY_BYTES} hex digits); "
+            "move it away to have a new one made (documents signed with the old one are then refused)"
+        )
+    return key
 
 
 @dataclass

@@ -208,6 +208,10 @@ class ExecutionKernel:
             id last reported in `dita.kernels` count too (their signatures
             prove them).
         seen_event_capacity: event ids each slot remembers for idempotency (default 64).
+        document_key: signs every slot and account document the kernel writes
+            (HMAC-SHA256, see `dita.checkpoint.document_key`), so that a resume
+            adopts from the maps only what this kernel wrote; None: unsigned
+            documents, and a resume adopts nothing from the maps (default None).
     """
 
     def __init__(
@@ -225,11 +229,14 @@ class ExecutionKernel:
         control_key: bytes | None = None,
         control_entries: Mapping[str, Mapping[str, Any]] | None = None,
         seen_event_capacity: int = 64,
+        document_key: bytes | None = None,
         _core: Kernel | None = None,
     ) -> None:
         self._core = (
             _core if _core is not None else Kernel(max_slots, seen_event_capacity=seen_event_capacity)
         )
+        if document_key is not None:
+            self._core.set_document_key(document_key)
         self.max_slots = self._core.max_slots
         self._kernel_id = kernel_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.venue: VenueAdapter = venue if venue is not None else MockVenueAdapter()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,7 +17,7 @@ from dita._native import Kernel
 from dita.checkpoint import RunCheckpoint
 from dita.demo import DemoStats, run_demo
 from dita.kernel import ExecutionKernel
-from dita.projection.recovery import reconcile_with_projections
+from dita.projection.recovery import cut_digest, reconcile_with_projections
 from dita.scenario import ScenarioDriver, load_scenario, rehearse
 from dita.venue import MockVenueAdapter, SilentVenue
 
@@ -126,22 +129,34 @@ def test_a_checkpoint_file_round_trips_and_a_foreign_file_is_refused(tmp_path: P
         RunCheckpoint.read(tmp_path / "junk")
 
 
-def documents(kernel: ExecutionKernel) -> tuple[list[dict[str, object]], dict[str, object]]:
+#: The key the kernels of these tests sign their documents with.
+KEY = b"a test document key of 32 bytes."
+
+
+def documents(kernel: ExecutionKernel) -> tuple[dict[str, str], str]:
+    """Every slot and the account as the store gets them: exact texts, by key."""
     kernel.mark_all_changed()
     slots, account = kernel.drain_documents()
     assert account is not None
-    return [json.loads(doc) for _, _, doc in slots], json.loads(account[1])
+    return {key: doc for key, _, doc in slots}, account[1]
+
+
+def signed(document: dict[str, Any]) -> str:
+    """`document` as a kernel holding KEY would write it (see native/kernel/src/documents.rs)."""
+    text = json.dumps({k: v for k, v in document.items() if k != "mac"}, separators=(",", ":"))
+    mac = hmac.new(KEY, text.encode(), hashlib.sha256).hexdigest()
+    return text[:-1] + f',"mac":"{mac}"}}'
 
 
 def test_a_projection_newer_than_the_checkpoint_wins_key_by_key() -> None:
-    kernel = ExecutionKernel(max_slots=4, venue=MockVenueAdapter(seed=3, partial_fills=2))
+    kernel = ExecutionKernel(max_slots=4, venue=MockVenueAdapter(seed=3, partial_fills=2), document_key=KEY)
     run_demo(kernel, steps=20, seed=3)
     checkpointed = kernel.checkpoint()
     run_demo(kernel, steps=20, seed=4)
     slots, account = documents(kernel)
 
     core = Kernel.restore(checkpointed)
-    recovery = reconcile_with_projections(core, slots, account)
+    recovery = reconcile_with_projections(core, slots, account, kernel_id=kernel.kernel_id, document_key=KEY)
     assert recovery.account_from_projection
     assert recovery.slots_from_projection
     assert core.account()["k_realized_pnl"] == kernel.account["k_realized_pnl"]
@@ -150,20 +165,24 @@ def test_a_projection_newer_than_the_checkpoint_wins_key_by_key() -> None:
 
 
 def test_a_projected_set_the_kernel_refuses_changes_nothing() -> None:
-    kernel = ExecutionKernel(max_slots=2)
+    kernel = ExecutionKernel(max_slots=2, document_key=KEY)
     run_demo(kernel, steps=10)
+    kid = kernel.kernel_id
     slots, account = documents(kernel)
     core = Kernel.restore(kernel.checkpoint())
     before = core.checkpoint()
-    slots[0]["version"] = 10**9
-    slots[0]["size"] = -5.0
-    account["version"] = 10**9
-    with pytest.raises(ValueError, match="size"):
-        reconcile_with_projections(core, slots, account)
+    # Signed and whole, so only the kernel's own checks stand in the way.
+    slot0 = json.loads(slots[f"{kid}:0"]) | {"version": 10**9, "size": -5.0}
+    forged = json.loads(account) | {"version": 10**9}
+    forged["cut"]["digest"] = cut_digest([10**9, json.loads(slots[f"{kid}:1"])["version"]])
+    maps = {f"{kid}:0": signed(slot0), f"{kid}:1": slots[f"{kid}:1"]}
+    recovery = reconcile_with_projections(core, maps, signed(forged), kernel_id=kid, document_key=KEY)
+    assert not recovery.adopted and "size" in recovery.not_adopted, recovery.describe()
     assert core.checkpoint() == before
-    account["k_fees_paid"] = float("inf")
-    with pytest.raises(ValueError, match="k_fees_paid"):
-        reconcile_with_projections(core, [], account)
+    forged["cut"]["digest"] = cut_digest([json.loads(slots[f"{kid}:{i}"])["version"] for i in range(2)])
+    forged["k_fees_paid"] = 1e300
+    recovery = reconcile_with_projections(core, slots, signed(forged), kernel_id=kid, document_key=KEY)
+    assert not recovery.adopted and "k_fees_paid" in recovery.not_adopted, recovery.describe()
     assert core.checkpoint() == before
 
 
