@@ -228,9 +228,8 @@ def _check(
     if text is None:
         checked.why = "no valid signature (read already parsed: its exact text is needed to check it)"
     elif not mac_verifies(text, document_key):
-        has_mac = _MAC.search(text) is not None
         checked.why = "no valid signature" + (
-            " (it does not verify under this kernel's document key)" if has_mac else " (it carries none)"
+            " (it does not verify under this kernel's document key)" if "mac" in doc else " (it carries none)"
         )
     else:
         checked.proven = True
