@@ -50,6 +50,9 @@ from dita.projection.documents import read_document
 
 log = logging.getLogger("dita.control")
 
+#: What `_check` says of a value that is the entry applied already.
+_SAME = "same"
+
 #: Refusals of one key logged and written to the history at most this often.
 REFUSAL_LOG_INTERVAL_S = 1.0
 #: A refusal is reported in `dita.kernels` within this (operators' `--wait`
@@ -226,7 +229,11 @@ class ControlListener:
         self._registration: Any = None
         self._was_disconnected = False
         # Filed by the client's I/O thread, taken by the listener's thread.
-        self._pending: dict[str, tuple[str, Any]] = {}
+        # Valid entries (the newest per key), confirmations of the applied entry and
+        # removals, filed by the client's I/O thread for the listener's thread.
+        self._pending: dict[str, tuple[ControlEntry, dict[str, Any]]] = {}
+        self._confirmed: set[str] = set()
+        self._removed: dict[str, str] = {}
         self._pending_lock = threading.Lock()
         self._reread = False
         self._wake = threading.Event()
@@ -290,9 +297,8 @@ class ControlListener:
                 e,
                 self.default.as_dict(),
             )
-            with self._lock:
-                self._apply()
-                self._reread = True
+            self._apply()
+            self._reread = True
         self._thread = threading.Thread(target=self._run, name="dita-control", daemon=True)
         self._thread.start()
         return ok
@@ -343,16 +349,9 @@ class ControlListener:
                         self._stop.wait(pause)
                         self._wake.set()
                         continue
-                with self._pending_lock:
-                    pending, self._pending = self._pending, {}
-                with self._lock:
-                    for key, (kind, raw) in pending.items():
-                        if kind == "put":
-                            self._consider(key, raw)
-                        else:
-                            self._on_removed(key, kind)
-                    if self._report_due and time.monotonic() >= self._report_due:
-                        self._report()
+                self._take_pending()
+                if self._report_due and time.monotonic() >= self._report_due:
+                    self._report()
             except Exception:  # the listener must outlive anything one entry does
                 log.exception("control: unexpected failure; the listener goes on")
 
@@ -363,44 +362,108 @@ class ControlListener:
         if not done.wait(timeout):
             raise TimeoutError(f"reading {CONTROL_MAP} took more than {timeout:g} s")
         entries = {str(k): v for k, v in dict(future.result()).items()}
+        checked = {key: self._check(key, entries[key]) for key in self._keys if key in entries}
         with self._lock:
             for key in self._keys:
-                if key in entries:
-                    self._consider(key, entries[key], apply=False)
-                elif key in self._entries and not self._entries[key].clear:
+                verdict = checked.get(key)
+                if isinstance(verdict, tuple):
+                    self._take(key, *verdict)
+                elif verdict == _SAME:
+                    self._held.pop(key, None)
+                elif key not in entries and key in self._entries and not self._entries[key].clear:
                     self._hold(key, "control map has no entry (a restarted or new cluster, or a raw delete)")
             self.control_read_at = self.control_read_at or time.time()
-            self._apply()
+        self._apply()
 
-    # ----- entry events (the client's I/O thread: file and wake, nothing else) ----
+    def _take_pending(self) -> None:
+        with self._pending_lock:
+            pending, self._pending = self._pending, {}
+            confirmed, self._confirmed = self._confirmed, set()
+            removed, self._removed = self._removed, {}
+        if not (pending or confirmed or removed):
+            return
+        with self._lock:
+            for key, (entry, doc) in pending.items():
+                self._take(key, entry, doc)
+            for key in confirmed:
+                self._held.pop(key, None)
+            for key, kind in removed.items():
+                if key in self._entries and not self._entries[key].clear:
+                    self._hold(key, f"entry {kind} from {CONTROL_MAP} without a clearing entry")
+        self._apply()
+
+    # ----- entry events (the client's I/O thread) --------------------------------------
+    #
+    # Each value is checked here, as it arrives (CPU only: JSON and an HMAC, tens of
+    # microseconds), and only valid entries are filed for the listener's thread: had
+    # every value been filed and only the newest taken, a signed HALT followed by junk
+    # before the thread came round would never have been considered.
 
     def _on_put(self, event: Any) -> None:
         try:
             key = str(event.key)
-            if key in self._keys:
-                value = event.value
-                with self._pending_lock:
-                    self._pending[key] = ("put", value)
-                self._wake.set()
-        except Exception as e:  # a value the client could not give us is still just one entry
-            log.debug("control: event not readable: %s", e)
+            if key not in self._keys:
+                return
+            verdict = self._check(key, event.value)
+            if verdict is None:
+                return
+            with self._pending_lock:
+                if isinstance(verdict, tuple):
+                    filed = self._pending.get(key)
+                    if filed is None or verdict[0].rev > filed[0].rev:  # revs only grow: the newest wins
+                        self._pending[key] = verdict
+                else:
+                    self._confirmed.add(key)
+                self._removed.pop(key, None)
+            self._wake.set()
+        except Exception:  # nothing one event holds may stop the client's I/O thread
+            log.exception("control: an entry event could not be handled")
 
     def _on_remove(self, event: Any) -> None:
         try:
             key = str(event.key)
             if key in self._keys:
                 with self._pending_lock:
-                    self._pending[key] = ("removed", None)
+                    self._removed[key] = "removed"
                 self._wake.set()
-        except Exception as e:
-            log.debug("control: event not readable: %s", e)
+        except Exception:
+            log.exception("control: a removal event could not be handled")
 
-    # ----- decisions (the listener's thread, under the lock) -------------------------
+    # ----- decisions ---------------------------------------------------------------------
 
-    def _on_removed(self, key: str, kind: str) -> None:
-        if key in self._entries and not self._entries[key].clear:
-            self._hold(key, f"entry {kind} from {CONTROL_MAP} without a clearing entry")
-            self._report()
+    def _check(self, key: str, raw: Any) -> tuple[ControlEntry, dict[str, Any]] | str | None:
+        """The entry `raw` holds if it may be applied, `_SAME` if it is the entry
+        applied already (a re-read, a restore), or None once its refusal is recorded."""
+        doc = read_document(raw)
+        with self._lock:
+            if doc is not None and self._applied_docs.get(key) == doc:
+                return _SAME
+            last_rev = self._last_rev.get(key, 0)
+        try:
+            entry = parse_entry(
+                key,
+                raw,
+                last_rev=last_rev,
+                control_key=self.control_key,
+                now=time.time(),
+                max_age_s=self.max_age_s,
+            )
+        except ControlRefusal as refusal:
+            self._refuse(refusal)
+            return None
+        except Exception as e:  # whatever a hostile value does, it is this entry's refusal
+            self._refuse(ControlRefusal(key, None, f"unreadable value ({type(e).__name__}: {e})"[:300]))
+            return None
+        return entry, doc or {}
+
+    def _take(self, key: str, entry: ControlEntry, doc: dict[str, Any]) -> None:
+        if entry.rev <= self._last_rev.get(key, 0):
+            return  # a newer entry of the key was taken meanwhile
+        self._entries[key] = entry
+        self._applied_docs[key] = doc
+        self._applied_at[key] = time.time()
+        self._last_rev[key] = entry.rev
+        self._held.pop(key, None)
 
     def _hold(self, key: str, why: str) -> None:
         if key in self._held:
@@ -410,81 +473,65 @@ class ControlListener:
         log.warning("control: holding %s rev %d (%s): %s", key, entry.rev, _describe(entry), why)
         self._audit("HELD", key, {"rev": entry.rev, "why": why})
 
-    def _consider(self, key: str, raw: Any, *, apply: bool = True) -> None:
-        doc = read_document(raw)
-        if doc is not None and self._applied_docs.get(key) == doc:
-            # A full re-read (or `dita control restore`) shows the entry already applied: not a replay.
-            if self._held.pop(key, None) is not None:
-                self._report()
-            return
-        try:
-            entry = parse_entry(
-                key,
-                raw,
-                last_rev=self._last_rev.get(key, 0),
-                control_key=self.control_key,
-                now=time.time(),
-                max_age_s=self.max_age_s,
-            )
-        except ControlRefusal as refusal:
-            self._refuse(refusal)
-            return
-        except Exception as e:  # whatever a hostile value does, it is this entry's refusal
-            self._refuse(ControlRefusal(key, None, f"unreadable value ({type(e).__name__}: {e})"[:300]))
-            return
-        self._entries[key] = entry
-        self._applied_docs[key] = doc or {}
-        self._applied_at[key] = time.time()
-        self._last_rev[key] = entry.rev
-        self._held.pop(key, None)
-        if apply:
-            self._apply()
-
     def _refuse(self, refusal: ControlRefusal) -> None:
-        self.refusals += 1
-        now = time.time()
-        self.last_refusal = {**refusal.as_dict(), "at": now}
-        should_log, suppressed = self._refusal_log.should_log(refusal.key, time.monotonic())
+        with self._lock:
+            self.refusals += 1
+            now = time.time()
+            self.last_refusal = {**refusal.as_dict(), "at": now}
+            should_log, suppressed = self._refusal_log.should_log(refusal.key, time.monotonic())
+            detail = dict(self.last_refusal)
         if should_log:
             more = f" ({suppressed} more refused since the last one logged)" if suppressed else ""
             log.warning("control: %s%s", refusal, more)
-            self._audit("REFUSED", refusal.key, {**self.last_refusal, "suppressed": suppressed})
-            self.kernel.record_control_event("REFUSED", self.last_refusal)
+            self._audit("REFUSED", refusal.key, {**detail, "suppressed": suppressed})
+            self.kernel.record_control_event("REFUSED", detail)
         self._report_soon()
 
     def _apply(self) -> None:
-        default = {k: getattr(self.default, k) for k in CONTROL_VALUES}
-        global_entry, own_entry = self._entries.get(GLOBAL_KEY), self._entries.get(self.own_key)
-        eff = effective_control(default, global_entry, own_entry)
-        live = [e for e in (global_entry, own_entry) if e is not None]
-        newest = max(live, key=lambda e: e.issued_at, default=None)
-        snapshot = KernelControlSnapshot(
-            mode=eff.mode,
-            verbosity=eff.verbosity,
-            journal=eff.journal,
-            rev=max((e.rev for e in live), default=0),
-            source=",".join(sorted(set(eff.sources.values()))),
-            reason=newest.reason if newest else "",
-            author=newest.author if newest else "",
-        )
+        """Puts the effective control into force, then what it asks the kernel to do
+        (the kill switch, a flatten): decided under the lock, done outside it, so
+        that the client's I/O thread never waits for a venue."""
+        with self._lock:
+            default = {k: getattr(self.default, k) for k in CONTROL_VALUES}
+            global_entry, own_entry = self._entries.get(GLOBAL_KEY), self._entries.get(self.own_key)
+            eff = effective_control(default, global_entry, own_entry)
+            live = [e for e in (global_entry, own_entry) if e is not None]
+            newest = max(live, key=lambda e: e.issued_at, default=None)
+            snapshot = KernelControlSnapshot(
+                mode=eff.mode,
+                verbosity=eff.verbosity,
+                journal=eff.journal,
+                rev=max((e.rev for e in live), default=0),
+                source=",".join(sorted(set(eff.sources.values()))),
+                reason=newest.reason if newest else "",
+                author=newest.author if newest else "",
+            )
+            kill = self._kill_switch_due(eff.mode, self._entries.get(eff.sources["mode"]))
+            flattens = self._flattens_due()
+            revs = self.revs()
         if snapshot != self.kernel.control:
             self.kernel.apply_control(snapshot)
             log.info("control: applied %s", snapshot.as_dict())
-            self._audit("APPLIED", self.own_key, {"control": snapshot.as_dict(), "revs": self.revs()})
-            self.kernel.record_control_event("APPLIED", {"control": snapshot.as_dict(), "revs": self.revs()})
+            self._audit("APPLIED", self.own_key, {"control": snapshot.as_dict(), "revs": revs})
+            self.kernel.record_control_event("APPLIED", {"control": snapshot.as_dict(), "revs": revs})
             if self.on_change is not None:
                 self.on_change(snapshot)
-        self._kill_switch(eff.mode, self._entries.get(eff.sources["mode"]))
-        self._flatten()
+        if kill is not None:
+            self._cancel_working(kill)
+        for entry in flattens:
+            self._flatten(entry)
         self._report()
 
-    def _kill_switch(self, mode: KernelMode, deciding: ControlEntry | None) -> None:
+    def _kill_switch_due(self, mode: KernelMode, deciding: ControlEntry | None) -> ControlEntry | None:
         """A HALT from an entry cancels every working order, once per rev."""
         if mode is not KernelMode.HALTED or deciding is None or deciding.cancel_working is False:
-            return
+            return None
         if (deciding.key, deciding.rev) in self._swept:
-            return
+            return None
         self._swept.add((deciding.key, deciding.rev))
+        return deciding
+
+    def _cancel_working(self, deciding: ControlEntry) -> None:
         reason = f"kill switch: {deciding.key} rev {deciding.rev} HALTED" + (
             f" ({deciding.reason})" if deciding.reason else ""
         )
@@ -493,7 +540,8 @@ class ControlListener:
         self._audit("CANCELLED", self.own_key, self.kill_switch)
         self.kernel.record_control_event("CANCELLED", self.kill_switch)
 
-    def _flatten(self) -> None:
+    def _flattens_due(self) -> list[ControlEntry]:
+        due = []
         for entry in (self._entries.get(GLOBAL_KEY), self._entries.get(self.own_key)):
             if entry is None or not entry.flatten or (entry.key, entry.rev) in self._flattened:
                 continue
@@ -507,11 +555,15 @@ class ControlListener:
                     "skipped": f"issued {age:.0f} s ago, more than {FLATTEN_WITHIN_S:g}: not flattened",
                 }
                 continue
-            reason = f"flatten: {entry.key} rev {entry.rev}" + (f" ({entry.reason})" if entry.reason else "")
-            result = self.kernel.flatten(reason)
-            self.last_flatten = {"key": entry.key, "rev": entry.rev, "at": time.time(), **result}
-            self._audit("FLATTENED", self.own_key, self.last_flatten)
-            self.kernel.record_control_event("FLATTENED", self.last_flatten)
+            due.append(entry)
+        return due
+
+    def _flatten(self, entry: ControlEntry) -> None:
+        reason = f"flatten: {entry.key} rev {entry.rev}" + (f" ({entry.reason})" if entry.reason else "")
+        result = self.kernel.flatten(reason)
+        self.last_flatten = {"key": entry.key, "rev": entry.rev, "at": time.time(), **result}
+        self._audit("FLATTENED", self.own_key, self.last_flatten)
+        self.kernel.record_control_event("FLATTENED", self.last_flatten)
 
     def _audit(self, kind: str, key: str, doc: dict[str, Any]) -> None:
         # Fire and forget: the history is for people, the kernel never waits for it.

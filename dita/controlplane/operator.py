@@ -31,6 +31,7 @@ from dita.controlplane.entries import (
     CONTROL_VALUES,
     GLOBAL_KEY,
     KERNEL_PREFIX,
+    MAX_REV,
     kernel_key,
     parse_entry,
 )
@@ -260,7 +261,7 @@ class ControlOperator:
         if not timeout >= 0:
             raise ValueError(f"timeout = {timeout!r}: must be 0 or more seconds")
         key = GLOBAL_KEY if kernel_id is None else kernel_key(kernel_id)
-        known = self.known_kernels() if (wait or kernel_id is not None) else {}
+        known = self.known_kernels()
         if kernel_id is not None and kernel_id not in known and not allow_none:
             listed = ", ".join(sorted(known)) or "none"
             raise NoSuchKernel(
@@ -272,13 +273,18 @@ class ControlOperator:
             watched = waiter.watched(kernel_id) if waiter is not None else []
             for attempt in range(1, 51):
                 current_raw = self._control.get(key)
-                current = decode(current_raw)
-                rev = next_rev(current)
-                # Unchanged fields of the current entry carry over: a set changes what it
+                standing = self._standing_entry(key, current_raw, known)
+                rev = next_rev(standing)
+                if rev > MAX_REV:
+                    raise ValueError(
+                        f"{key}: the entry in force has rev {standing and standing.get('rev')}, the highest "
+                        "there is: no later write can be told from it (written by a stray client?)"
+                    )
+                # Unchanged fields of the entry in force carry over: a set changes what it
                 # names. Actions (flatten, a kill switch opt-out, clear) do not.
                 doc: dict[str, Any] = {}
-                if "clear" not in actions and current and not current.get("clear"):
-                    doc = {k: current[k] for k in CONTROL_VALUES if k in current}
+                if "clear" not in actions and standing and not standing.get("clear"):
+                    doc = {k: standing[k] for k in CONTROL_VALUES if k in standing}
                 doc.update(values)
                 doc.update(actions)
                 doc.update({"rev": rev, "author": self.author, "reason": reason, "issued_at": time.time()})
@@ -314,6 +320,31 @@ class ControlOperator:
         finally:
             if waiter is not None:
                 waiter.close()
+
+    def _standing_entry(
+        self, key: str, current_raw: Any, known: dict[str, dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        """The entry a write builds on: of the map's current value and the entries
+        running kernels report applying for `key`, the newest that kernels would accept
+        (signed for the key, with a control key). A stray client's value lends the
+        write neither a field nor its rev, and a raw delete takes none away."""
+        candidates = [decode(current_raw)]
+        now = time.time()
+        for status in known.values():
+            if status.get("state") != "RUNNING" or now - _number(status.get("heartbeat_at")) >= LIVE_WITHIN_S:
+                continue  # what a stopped or dead kernel held is history, not control in force
+            entries = as_object(as_object(status.get("control_report")).get("entries"))
+            candidates.append(as_object(entries.get(key)) or None)
+        valid: list[dict[str, Any]] = []
+        for doc in candidates:
+            if doc is None:
+                continue
+            try:
+                parse_entry(key, json.dumps(doc), control_key=self.control_key)
+            except (ValueError, TypeError):  # ControlRefusal is a ValueError
+                continue
+            valid.append(doc)
+        return max(valid, key=lambda d: int(d["rev"]), default=None)
 
     def restore(self, *, reason: str = "") -> list[tuple[str, int, str]]:
         """Puts back the entries kernels hold after the map lost them (a restarted
