@@ -78,7 +78,8 @@ def start_kernels(n: int, members: list[str], cluster: str, files: ExitStack) ->
         kernel_id = f"cb-{n}-{i}"
         log = files.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 - the stack closes it
         command = [sys.executable, "-m", "dita.cli", "run", "--kernel-id", kernel_id, "--steps", "0"]
-        command += ["--duration", "900", "--interval", "0.2", "--slots", "8"]
+        # Orders rest at the venue until cancelled, so that every HALT has orders to pull.
+        command += ["--duration", "900", "--interval", "0.2", "--slots", "8", "--venue", "resting"]
         proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
         started.append(KernelProcess(kernel_id, proc, log))
     return started
@@ -197,7 +198,8 @@ def run(quick: bool, log: Log) -> Section:
         "the operator's whole call: reading the entry, the write, the history record and every kernel's "
         "verdict. *Refusal* is an unsigned write's whole `set --wait` until every kernel's REFUSED "
         "verdict is named. Each kernel is a `dita run` process with the control key on a loopback "
-        "member started for this benchmark, trading against the mock venue five steps a second.",
+        "member started for this benchmark, trading five steps a second against the mock venue, "
+        "whose orders rest until cancelled (`--venue resting`).",
     )
     section.tables.append(
         Table(

@@ -75,9 +75,13 @@ class ClusterLink:
             client = self._connect()
         if client is not None and self._join(client):
             return True
+        self.start_in_background()
+        return False
+
+    def start_in_background(self) -> None:
+        """Keeps trying to join from a thread of the link's own (the first attempt after a pause)."""
         self._thread = threading.Thread(target=self._keep_trying, name="dita-cluster-link", daemon=True)
         self._thread.start()
-        return False
 
     def _connect(self) -> Any:
         self.attempts += 1

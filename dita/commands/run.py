@@ -19,6 +19,8 @@ import shutil
 import socket
 import sys
 import time
+import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +42,11 @@ DEMO_EXCHANGE_CONFIG = {"taker_rate": 0.0005, "maker_rate": 0.0002, "lot_step": 
 
 def run_kernel(args: argparse.Namespace) -> int:
     from dita._native import Kernel
-    from dita.checkpoint import Checkpointer, RunCheckpoint
+    from dita.checkpoint import Checkpointer, RunCheckpoint, document_key
     from dita.demo import DemoStrategy, Driver, StopFlag, run_demo, status_line
     from dita.journal import FileJournal, KernelJournal, MemoryJournal
     from dita.kernel import ExecutionKernel
     from dita.projection import InMemoryProjection, KernelProjection
-    from dita.projection.hazelcast import HazelcastProjection
     from dita.scenario import ScenarioDriver, rehearse
     from dita.venue import MockVenueAdapter, SilentVenue, VenueAdapter
 
@@ -71,6 +72,10 @@ def run_kernel(args: argparse.Namespace) -> int:
                 f"is kernel {resumed.kernel_id}"
             )
         args.kernel_id = resumed.kernel_id
+    if not args.kernel_id:
+        # The id is fixed here, not in ExecutionKernel: the document key derives from it.
+        args.kernel_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    doc_key = document_key(args.kernel_id, key, args.checkpoint)
     session = resumed.session + 1 if resumed else 1
     core = Kernel.restore(resumed.kernel) if resumed else None
     if core is not None and core.max_slots != args.slots and args.slots_given:
@@ -107,19 +112,27 @@ def run_kernel(args: argparse.Namespace) -> int:
         journal=bool(args.journal),
         source="checkpoint" if core is not None else "start",
     )
+    # What is in force before the cluster's control is read: after it, fields no
+    # entry sets fall back to `control`.
+    until = (
+        control
+        if args.until_control in (None, "start")
+        else replace(control, mode=KernelMode(args.until_control), source="until-control")
+    )
     venue: VenueAdapter
     if args.venue == "silent" or (args.venue == "auto" and scenario is not None):
         venue = SilentVenue()
     else:
         venue = MockVenueAdapter(
             seed=args.seed,
+            auto_fill=args.venue != "resting",
             partial_fills=2,
             reject_rate=0.02,
             rate_limit_rate=0.02,
             session="" if session == 1 else f"s{session}",
         )
     use_cluster = bool(args.hazelcast) or (args.local_member and shutil.which("java") is not None)
-    metrics = member = client = listener = kernel = None
+    metrics = member = client = link = kernel = None
     projection: KernelProjection = InMemoryProjection()
     where = "in-memory projection"
     try:
@@ -139,25 +152,15 @@ def run_kernel(args: argparse.Namespace) -> int:
                     args.hazelcast.split(","), args.cluster, connect_timeout=args.connect_timeout
                 )
             except ProjectionError as e:
-                # Trading does not wait for a cluster: run on the start control, and say so.
-                print(
-                    f"dita: {e}; running in start mode {control.mode.value} on the in-memory projection",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                # Trading does not wait for a cluster: the link below joins it when it answers.
+                print(f"dita: {e}", file=sys.stderr, flush=True)
         if client is not None and args.kernel_id:
             _check_no_other_process(client, args.kernel_id, force=args.force)
         if core is not None and resumed is not None:
-            print(_resume_line(args, core, resumed, client), flush=True)
+            print(_resume_line(args, core, resumed, client, doc_key), flush=True)
             if scenario is not None and client is not None:
                 # The reconciled kernel may hold slots from the cluster the checkpoint did not.
                 rehearse(core, scenario[position:])
-        if client is not None:
-            try:
-                projection = HazelcastProjection(client)
-                where = f"Hazelcast cluster {args.cluster!r} at {args.hazelcast}"
-            except ProjectionError as e:
-                print(f"dita: {e}; running on the in-memory projection", file=sys.stderr, flush=True)
         journal: KernelJournal = FileJournal(args.journal) if args.journal else MemoryJournal()
         # From the kernel's first write on, SIGINT and SIGTERM stop it cleanly (STOPPED, checkpoint).
         stop = StopFlag()
@@ -167,9 +170,10 @@ def run_kernel(args: argparse.Namespace) -> int:
             venue=venue,
             journal=journal,
             projection=projection,
-            control=control,
-            # run_kernel starts the listener itself, with the control key.
+            control=until,
+            # The cluster link below joins it to the cluster, listener and all.
             listen_control=False,
+            document_key=doc_key,
             _core=core,
         )
         if metrics is not None:
@@ -180,8 +184,8 @@ def run_kernel(args: argparse.Namespace) -> int:
             kernel.set_exchange_config(DEMO_EXCHANGE_CONFIG)
         if isinstance(venue, MockVenueAdapter) and resumed is not None:
             venue.adopt_working_orders(kernel.slots())
-        if client is not None:
-            from dita.controlplane.listener import ControlListener
+        if use_cluster:
+            from dita.cluster.link import ClusterLink
 
             if key is None:
                 print(
@@ -191,9 +195,31 @@ def run_kernel(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
-            listener = ControlListener(client, kernel, control_key=key)
-            if not listener.start():
-                print(f"dita: control map unreadable, running in start mode {control.mode.value}", flush=True)
+            link = ClusterLink(
+                kernel,
+                args.hazelcast.split(","),
+                args.cluster,
+                control_key=key,
+                control_entries=resumed.control if resumed is not None else None,
+                default_control=control,
+                connect_timeout=args.connect_timeout,
+                say=lambda line: print(line, file=sys.stderr, flush=True),
+            )
+            if client is not None and link.start(client):
+                where = f"Hazelcast cluster {args.cluster!r} at {args.hazelcast}"
+            else:
+                if client is not None:  # it answered, but the projection could not use it (start() goes on)
+                    print(f"dita: {link.last_error}", file=sys.stderr, flush=True)
+                    client = None
+                else:
+                    link.start_in_background()
+                print(
+                    f"dita: trading in mode {kernel.control.mode.value} on the in-memory projection until "
+                    f"cluster {args.cluster!r} at {args.hazelcast} answers; joining it in the background "
+                    "(--until-control sets the mode meanwhile)",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
         driver: Driver
         if scenario is not None:
@@ -206,7 +232,13 @@ def run_kernel(args: argparse.Namespace) -> int:
 
         def checkpoint_now() -> RunCheckpoint:
             state = driver.state() if isinstance(driver, (DemoStrategy, ScenarioDriver)) else {}
-            return RunCheckpoint(running.kernel_id, running.checkpoint(), session=session, strategy=state)
+            return RunCheckpoint(
+                running.kernel_id,
+                running.checkpoint(),
+                session=session,
+                strategy=state,
+                control=running.control_entries(),
+            )
 
         checkpointer = (
             Checkpointer(args.checkpoint, args.checkpoint_every, checkpoint_now) if args.checkpoint else None
@@ -231,12 +263,13 @@ def run_kernel(args: argparse.Namespace) -> int:
         if checkpointer is not None:
             checkpointer.write()
     finally:
-        if listener is not None:
-            listener.stop()
+        if link is not None:
+            link.close()
         if kernel is not None:
             kernel.close()
-        if client is not None:
-            projection.close()
+        if link is not None:
+            link.shutdown_client()
+        elif client is not None:
             client.shutdown()
         if member is not None:
             member.stop()
@@ -244,7 +277,7 @@ def run_kernel(args: argparse.Namespace) -> int:
             metrics.close()
     print(status_line(kernel, stats))
     print("outcomes: " + ", ".join(f"{code} {n}" for code, n in stats.codes.most_common()))
-    print(f"projection: {projection.stats()}")
+    print(f"projection: {kernel.projection.stats()}")
     if checkpointer is not None:
         print(f"checkpoint: {checkpointer.path} ({checkpointer.written} written, session {session})")
     if args.json:
@@ -382,6 +415,8 @@ def _apply_env_defaults(args: argparse.Namespace) -> None:
             args.slots = slots
     if args.start_mode is None and not args.resume:
         args.start_mode = _env_value("DITA_START_MODE", enum_arg(KernelMode))
+    if args.until_control is None:
+        args.until_control = _env_value("DITA_UNTIL_CONTROL", _until_control) or "start"
     args.metrics_port_from = "--metrics-port"
     if args.metrics_port is None:
         args.metrics_port = _env_value("DITA_METRICS_PORT", port)
@@ -404,6 +439,12 @@ def _env_value(name: str, parse: Any) -> Any:
         return parse(raw)
     except (argparse.ArgumentTypeError, ValueError) as e:
         raise ValueError(f"{name}={raw!r}: {e} (unset it, or see 'dita run --help')") from None
+
+
+def _until_control(text: str) -> str:
+    if text not in ("start", "REDUCE_ONLY", "HALTED"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of start, REDUCE_ONLY, HALTED")
+    return text
 
 
 def _positive_int(text: str) -> int:
@@ -440,19 +481,17 @@ def _start_metrics(args: argparse.Namespace) -> Any:
     return server
 
 
-def _resume_line(args: argparse.Namespace, core: Any, resumed: Any, client: Any) -> str:
+def _resume_line(
+    args: argparse.Namespace, core: Any, resumed: Any, client: Any, doc_key: bytes | None
+) -> str:
     """Reconciles the restored kernel against the projections; says what it did."""
     age = time.time() - resumed.written_at
     line = f"dita: resuming kernel {resumed.kernel_id} from {args.checkpoint} (written {age:.1f} s ago)"
     if client is None:
         return line + "; no cluster to reconcile against"
-    from dita.projection.reader import ProjectionReader
-    from dita.projection.recovery import reconcile_with_projections
+    from dita.projection.recovery import resume_from_projections
 
-    reader = ProjectionReader(client)
-    recovery = reconcile_with_projections(
-        core, reader.slots(resumed.kernel_id), reader.account(resumed.kernel_id)
-    )
+    recovery = resume_from_projections(core, client, resumed.kernel_id, doc_key)
     return line + "; " + recovery.describe()
 
 
@@ -537,10 +576,19 @@ def register(sub: Any) -> None:
     )
     run.add_argument(
         "--venue",
-        choices=("auto", "mock", "silent"),
+        choices=("auto", "mock", "resting", "silent"),
         default="auto",
-        help="mock: the mock venue answers orders; silent: nothing answers (a scenario brings its own "
-        "venue events); auto (default): silent with --scenario, else mock",
+        help="mock: the mock venue answers orders; resting: the mock venue acknowledges orders and "
+        "leaves them working until cancelled (kill-switch drills); silent: nothing answers (a scenario "
+        "brings its own venue events); auto (default): silent with --scenario, else mock",
+    )
+    run.add_argument(
+        "--until-control",
+        choices=("start", "REDUCE_ONLY", "HALTED"),
+        default=None,
+        help="the mode in force until the cluster's dita.control has been read (a cluster that does not "
+        "answer at start is joined in the background): start (default: $DITA_UNTIL_CONTROL, else the "
+        "start mode), REDUCE_ONLY or HALTED",
     )
     run.add_argument(
         "--start-mode",

@@ -245,8 +245,8 @@ def test_a_flood_of_junk_writes_bounded_history_and_logs(
     try:
         before = history.size()
         caplog.set_level("WARNING", logger="dita.control")
-        for i in range(2_000):
-            control.set("global", f"junk {i}")
+        for i in range(2_000):  # its own key: no other kernel of the session's cluster refuses them
+            control.set("kernel:flood-1", f"junk {i}")
         wait_until(lambda: node.listener.refusals > 0)
         time.sleep(1.5)  # let every event that was sent arrive
         added = history.size() - before
@@ -460,3 +460,109 @@ def test_a_kernel_that_started_without_its_cluster_joins_it_when_it_answers() ->
         if operator_client is not None:
             operator_client.shutdown()
         member.stop()
+
+
+def test_dita_run_started_before_its_member_joins_it_and_obeys_a_halt() -> None:
+    port = find_free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DITA_")}
+    env.update({"DITA_HAZELCAST": f"127.0.0.1:{port}", "DITA_CLUSTER": "drill-run-late"})
+    command = [*RUN, "--kernel-id", "run-late", "--connect-timeout", "1", "--until-control", "REDUCE_ONLY"]
+    kernel = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    member = LocalMember(port=port, cluster_name="drill-run-late", log=lambda _line: None)
+    client = None
+    try:
+        time.sleep(2)  # the kernel is trading on the in-memory projection by now
+        assert kernel.poll() is None
+        member.start(timeout=180)
+        client = Cluster([member.address], "drill-run-late").client()
+        kernels = client.get_map("dita.kernels").blocking()
+
+        def joined() -> dict[str, Any] | None:
+            raw = kernels.get("run-late")
+            doc = json.loads(raw.to_string()) if raw is not None else None
+            return doc if doc and doc.get("control_report", {}).get("control_read_at") else None
+
+        wait_until(lambda: joined() is not None, timeout=60)
+        status = joined()
+        assert status is not None
+        assert status["control"]["mode"] == "ACTIVE", "the cluster's (empty) control replaced --until-control"
+        halted = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "dita.cli",
+                "control",
+                "set",
+                "--mode",
+                "HALTED",
+                "--reason",
+                "x",
+                "--wait",
+            ],
+            env={**env, "DITA_HAZELCAST": member.address},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert halted.returncode == 0 and "run-late" in halted.stdout and "APPLIED" in halted.stdout, (
+            halted.stdout
+        )
+    finally:
+        kernel.send_signal(signal.SIGTERM)
+        _, err = kernel.communicate(timeout=60)
+        if client is not None:
+            client.shutdown()
+        member.stop()
+    assert "joining it in the background" in err and "joined cluster 'drill-run-late'" in err, err
+
+
+def test_dita_run_resume_holds_its_checkpointed_halt_over_a_replayed_entry(
+    cluster: Cluster, client: Any, tmp_path: Any
+) -> None:
+    key_file = tmp_path / "control.key"
+    key_file.write_bytes(KEY)
+    checkpoint = tmp_path / "k.checkpoint"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DITA_")}
+    env.update({"DITA_HAZELCAST": ",".join(cluster.members), "DITA_CLUSTER": cluster.cluster_name})
+    command = [
+        *RUN,
+        "--kernel-id",
+        "resume-1",
+        "--control-key-file",
+        str(key_file),
+        "--checkpoint",
+        str(checkpoint),
+    ]
+    operator = ControlOperator(client, control_key=KEY, author="ops")
+    control = client.get_map("dita.control").blocking()
+    kernels = client.get_map("dita.kernels").blocking()
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: kernels.get("resume-1") is not None, timeout=60)
+        assert operator.set(mode="ACTIVE", reason="open", wait=True).confirmed
+        old = control.get("global")
+        assert operator.set(mode="HALTED", reason="halt", wait=True).confirmed
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=60)
+    # Its report in dita.kernels gone (a restarted member, say): only the checkpoint remembers.
+    kernels.delete("resume-1")
+    control.set("global", old)  # an old signed ACTIVE put back while it was down
+    again = subprocess.Popen(
+        [*command, "--resume"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+
+        def reported() -> dict[str, Any] | None:
+            raw = kernels.get("resume-1")
+            doc = json.loads(raw.to_string()) if raw is not None else None
+            listening = doc and doc.get("state") == "RUNNING" and doc.get("control_report", {}).get("revs")
+            return doc if listening else None
+
+        wait_until(lambda: reported() is not None, timeout=60)
+        status = reported()
+        assert status is not None and status["control"]["mode"] == "HALTED"
+        assert "not above the last applied rev" in status["control_report"]["last_refusal"]["reason"]
+    finally:
+        again.send_signal(signal.SIGTERM)
+        again.wait(timeout=60)
