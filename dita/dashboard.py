@@ -126,10 +126,18 @@ def kernel_state(
 
 def control_sync(kernel_id: str, status: Mapping[str, Any], control: Mapping[str, Mapping[str, Any]]) -> str:
     """Whether a kernel applied what operators wrote for it: "ok", "behind <key>" (a newer
-    rev is in `dita.control` than the kernel reports) or "REFUSED <key>" (it refused it)."""
+    rev is in `dita.control` than the kernel reports), "REFUSED <key>" (it refused it),
+    "HOLDING <key>" (the entry it applied is gone from the map, and it keeps it) or
+    "never read" (it has not read `dita.control` yet: started without its cluster)."""
     report = _dict(status.get("control_report"))
+    if report and report.get("control_read_at") is None and "control_read_at" in report:
+        return "never read"
     applied = _dict(report.get("revs"))
     refusal = _dict(report.get("last_refusal"))
+    held = _dict(report.get("held"))
+    for key in (GLOBAL_KEY, KERNEL_PREFIX + kernel_id):
+        if key in held and key not in control:
+            return f"HOLDING {'own' if key != GLOBAL_KEY else key}"
     for key in (GLOBAL_KEY, KERNEL_PREFIX + kernel_id):
         wanted = _int(_dict(control.get(key)).get("rev"))
         if wanted is None or (_int(applied.get(key)) or 0) >= wanted:
@@ -353,6 +361,7 @@ def _kernels_block(
         _Column("VERBOSITY"),
         _Column("REVS global/own"),
         _Column("CONTROL"),
+        _Column("SIGNING"),
         _Column("HEARTBEAT", right=True),
         _Column("BACKLOG", right=True),
         _Column("LAG p50/max ms", right=True),
@@ -371,6 +380,9 @@ def _kernels_block(
         projection = _dict(doc.get("projection"))
         beat = _number(doc.get("heartbeat_at"))
         sync = control_sync(kid, doc, control) if state in ("RUNNING", "STALE") else "-"
+        report = _dict(doc.get("control_report"))
+        # Anyone who reaches the cluster can steer a kernel that applies unsigned entries.
+        signing = "-" if "signed" not in report else ("signed" if report["signed"] is True else "UNSIGNED")
         p50, worst = _number(projection.get("lag_ms_p50")), _number(projection.get("lag_ms_max"))
         lag = "-" if p50 is None or worst is None else f"{p50:.1f}/{worst:.1f}"
         rows.append(
@@ -382,13 +394,14 @@ def _kernels_block(
                     _text(applied.get("verbosity")),
                     f"{revs.get(GLOBAL_KEY, '-')}/{revs.get(KERNEL_PREFIX + kid, '-')}",
                     sync,
+                    signing,
                     "?" if beat is None else age(now - beat),
                     _text(projection.get("backlog")),
                     lag,
                     _text(projection.get("errors")),
                     f"{doc.get('host', '?')}:{doc.get('pid', '?')}",
                 ],
-                state in ("STALE", "DEAD", "GONE") or sync not in ("ok", "-"),
+                state in ("STALE", "DEAD", "GONE") or sync not in ("ok", "-") or signing == "UNSIGNED",
             )
         )
     return _Block(f"KERNELS ({len(rows)})", columns, rows, "kernels", empty="none in the cluster")
@@ -403,6 +416,12 @@ def _control_block(control: Mapping[str, Mapping[str, Any]], ids: Sequence[str] 
         if entry is None or (ids is not None and key != GLOBAL_KEY and key[len(KERNEL_PREFIX) :] not in ids):
             continue
         wants = " ".join(f"{k}={entry[k]}" for k in ("mode", "verbosity", "journal") if k in entry) or "-"
+        if entry.get("clear") is True:
+            wants = "cleared (kernels fall back)"
+        if entry.get("flatten") is True:
+            wants += " flatten"
+        if "signature" not in entry:
+            wants += " (UNSIGNED)"
         issued = _number(entry.get("issued_at"))
         written = "?" if issued is None else f"{age(now - issued)} ago"
         written += f" by {entry.get('author', '?')}"

@@ -202,7 +202,7 @@ def test_watch_shows_a_live_kernel_its_open_slots_a_control_flip_and_its_stop(
             "the kernel's mode HALTED",
         )
         entries = {r["ENTRY"]: r for r in table(screen, "CONTROL")}
-        assert entries["global"]["WANTS"] == "mode=HALTED"
+        assert entries["global"]["WANTS"] == "mode=HALTED (UNSIGNED)"
         assert entries["global"]["WRITTEN"].endswith(": watch test")
 
         run.send_signal(signal.SIGTERM)

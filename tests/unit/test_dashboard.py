@@ -220,9 +220,9 @@ def test_control_behind_or_refused_is_flagged_per_kernel() -> None:
     [row] = table(screen, "KERNELS")
     assert row["CONTROL"] == "behind global" and row["REVS global/own"] == "19/7"
     entries = {r["ENTRY"]: r for r in table(screen, "CONTROL")}
-    assert entries["global"]["WANTS"] == "mode=HALTED" and entries["global"]["REV"] == "20"
+    assert entries["global"]["WANTS"] == "mode=HALTED (UNSIGNED)" and entries["global"]["REV"] == "20"
     assert entries["global"]["WRITTEN"] == "3.0s ago by op@desk: venue incident"
-    assert entries["kernel:K1"]["WANTS"] == "verbosity=TRACE"
+    assert entries["kernel:K1"]["WANTS"] == "verbosity=TRACE (UNSIGNED)"
 
     refused = status(
         kernel,
@@ -309,3 +309,24 @@ def test_a_terminal_is_redrawn_in_place_and_a_pipe_gets_one_frame_after_another(
     plain.close()
     assert pipe.getvalue() == (frame.text() + "\n\n") * 2, "plain text, no escapes, a blank line between"
     assert plain.size() == (None, None), "frames into a pipe are never cut"
+
+
+def test_unsigned_holding_and_never_read_kernels_are_marked() -> None:
+    kernel = trading_kernel()
+    wanted = {"global": {"mode": "HALTED", "rev": 20, "issued_at": NOW - 3, "signature": "ab" * 32}}
+    signed = status(kernel, control_report={"revs": {"global": 20}, "signed": True, "control_read_at": NOW})
+    [row] = table(render(view_of(kernel, kernels={"K1": signed}, control=wanted), now=NOW).text(), "KERNELS")
+    assert (row["CONTROL"], row["SIGNING"]) == ("ok", "signed")
+    screen = render(view_of(kernel, control=wanted), now=NOW).text()
+    entries = {r["ENTRY"]: r for r in table(screen, "CONTROL")}
+    assert entries["global"]["WANTS"] == "mode=HALTED"
+    unsigned = status(kernel, control_report={"revs": {}, "signed": False, "control_read_at": NOW})
+    [row] = table(render(view_of(kernel, kernels={"K1": unsigned}, control={}), now=NOW).text(), "KERNELS")
+    assert row["SIGNING"] == "UNSIGNED"
+    held = {"global": {"rev": 20, "mode": "HALTED", "why": "control map has no entry"}}
+    holding = status(kernel, control_report={"revs": {"global": 20}, "held": held, "control_read_at": NOW})
+    [row] = table(render(view_of(kernel, kernels={"K1": holding}, control={}), now=NOW).text(), "KERNELS")
+    assert row["CONTROL"] == "HOLDING global"
+    never = status(kernel, control_report={"revs": {}, "control_read_at": None})
+    [row] = table(render(view_of(kernel, kernels={"K1": never}, control={}), now=NOW).text(), "KERNELS")
+    assert row["CONTROL"] == "never read"
