@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dita.controlplane.entries import GLOBAL_KEY, KERNEL_PREFIX
 from dita.projection.reader import LIVE_STAGES, ProjectionView
 
 #: A RUNNING kernel whose last beat is older than this many seconds is shown STALE.
@@ -27,8 +28,6 @@ STALE_AFTER_S = 5.0
 #: a clean stop (SIGKILL, OOM, a lost host). Its entry does not expire, so it stays DEAD.
 DEAD_AFTER_S = 30.0
 
-GLOBAL_KEY = "global"
-KERNEL_PREFIX = "kernel:"
 
 #: Widest a cell of these columns grows before it is cut with an ellipsis.
 _CELL_LIMITS = {"KERNEL": 24, "TRADE": 20, "WHY": 60, "PROCESS": 28}

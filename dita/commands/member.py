@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any, TextIO
 
 from dita.cluster import local_member as lm
+from dita.commands.common import port, positive_float
 
 # A member that is starting says nothing for several seconds; a tick this
 # often tells a person it has not hung.
@@ -152,26 +153,6 @@ def _status(args: argparse.Namespace) -> int:
     return 1
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 1 <= value <= 65_535:
-        raise argparse.ArgumentTypeError(f"{value} is not a port number (1 to 65535)")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} must be more than 0 seconds")
-    return value
-
-
 def register(sub: Any) -> None:
     member = sub.add_parser(
         "member",
@@ -209,7 +190,7 @@ def register(sub: Any) -> None:
     )
     start.add_argument(
         "--timeout",
-        type=_seconds,
+        type=positive_float,
         default=120.0,
         help="seconds to wait for the member to start, jar downloads included (default 120)",
     )
@@ -222,7 +203,9 @@ def register(sub: Any) -> None:
             "--timeout. A process on the port that this command did not start is left alone (exit 2)."
         ),
     )
-    stop.add_argument("--timeout", type=_seconds, default=30.0, help="seconds before SIGKILL (default 30)")
+    stop.add_argument(
+        "--timeout", type=positive_float, default=30.0, help="seconds before SIGKILL (default 30)"
+    )
     stop.set_defaults(member_func=_stop)
     status = actions.add_parser(
         "status",
@@ -234,7 +217,7 @@ def register(sub: Any) -> None:
     for action in (start, stop, status):
         action.add_argument(
             "--port",
-            type=_port,
+            type=port,
             default=lm.DEFAULT_PORT,
             help=f"the member's port on {lm.HOST} (default {lm.DEFAULT_PORT})",
         )
