@@ -46,13 +46,16 @@ bench-rust:
 # how many operations it made: libFuzzer over arbitrary operation sequences on the
 # Rust kernel (nightly toolchain and cargo-fuzz; no sanitizer: the kernel has no
 # unsafe code, and ASan cuts the operations to a third), then hypothesis feeding the
-# Python boundary malformed objects; then the kernel-vs-model properties at length.
+# Python boundary malformed objects; then the control fuzzer (a raw client writing
+# hostile values into dita's maps against kernels on a member it starts, printing
+# its writes per second); then the kernel-vs-model properties at length.
 fuzz-long: setup
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
 	mkdir -p native/fuzz/corpus/kernel_ops
 	cd native/fuzz && cargo +nightly fuzz run -s none kernel_ops corpus/kernel_ops -- \
 		-max_total_time=$$(( $${FUZZ_MINUTES:-10} * 60 )) -max_len=8192 -len_control=20
 	$(PY) -m tests.fuzz.boundary --minutes $${FUZZ_MINUTES:-10}
+	$(PY) -m tests.fuzz.control --minutes $${FUZZ_MINUTES:-10}
 	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q tests/property
 
 # The local Docker image dita/hazelcast:<version> (a debootstrapped Debian with Java 17 and the
