@@ -46,6 +46,8 @@ __all__ = ["HISTORY_MAP", "LIVE_WITHIN_S", "ControlOperator", "KernelApply", "Se
 
 #: A kernel whose heartbeat is older than this is not counted as running.
 LIVE_WITHIN_S = 10.0
+#: What a history record adds to the entry it records (see `history.record_history`).
+HISTORY_FIELDS = frozenset({"kind", "key", "at", "restored_by", "why"})
 #: Kernels beat every second: one silent for longer than this during a wait is STALE.
 STALE_AFTER_S = 3.0
 
@@ -326,8 +328,9 @@ class ControlOperator:
     ) -> dict[str, Any] | None:
         """The entry a write builds on: of the map's current value and the entries
         running kernels report applying for `key`, the newest that kernels would accept
-        (signed for the key, with a control key). A stray client's value lends the
-        write neither a field nor its rev, and a raw delete takes none away."""
+        (signed for the key, with a control key), or that operators wrote (the
+        history). A stray client's value lends the write neither a field nor its
+        rev, and a raw delete takes none away."""
         candidates = [decode(current_raw)]
         now = time.time()
         for status in known.values():
@@ -335,6 +338,7 @@ class ControlOperator:
                 continue  # what a stopped or dead kernel held is history, not control in force
             entries = as_object(as_object(status.get("control_report")).get("entries"))
             candidates.append(as_object(entries.get(key)) or None)
+        candidates += self._written_entries(key)
         valid: list[dict[str, Any]] = []
         for doc in candidates:
             if doc is None:
@@ -345,6 +349,30 @@ class ControlOperator:
                 continue
             valid.append(doc)
         return max(valid, key=lambda d: int(d["rev"]), default=None)
+
+    def _written_entries(self, key: str) -> list[dict[str, Any] | None]:
+        """The entries operators wrote for `key`, from the history: a stray client that
+        puts an older signed entry back and overwrites the kernels' reports cannot make
+        a write build on the older one while the history holds the newer."""
+        from hazelcast.predicate import and_, equal, in_
+
+        wanted = and_(equal("key", key), in_("kind", "WRITE", "CLEAR", "RESTORE"))
+        history = self._history.blocking()
+        try:
+            records = list(history.values(wanted))
+        except Exception:  # the member cannot query past a value it cannot read: scan instead
+            records = list(history.values())
+        entries: list[dict[str, Any] | None] = []
+        for value in records:
+            record = decode(value)
+            if (
+                record is None
+                or record.get("key") != key
+                or record.get("kind") not in ("WRITE", "CLEAR", "RESTORE")
+            ):
+                continue
+            entries.append({k: v for k, v in record.items() if k not in HISTORY_FIELDS})
+        return entries
 
     def restore(self, *, reason: str = "") -> list[tuple[str, int, str]]:
         """Puts back the entries kernels hold after the map lost them (a restarted

@@ -101,10 +101,13 @@ FINDINGS = {
         "considered, so a flood of junk on a key lost honest writes (a HALT among them)"
     ),
     "operator-builds-on-an-older-entry": (
-        "ControlOperator.set builds on the newest valid entry it sees, the map's or one running "
-        "kernels report in dita.kernels, both of which anyone can write: with a replayed older "
-        "signed entry (or junk, or nothing) in the map and the kernels' reports overwritten, "
-        "the write carries the older entry's fields (a HALT lifted) or drops the fields in force"
+        "ControlOperator.set builds on the newest valid entry it sees: the map's, one running "
+        "kernels report in dita.kernels, or one operators wrote (dita.control.history), all of "
+        "which anyone can write or delete: with a replayed older signed entry in the map, the "
+        "kernels' reports overwritten and the history's newer records deleted, the write carries "
+        "the older entry's fields (a HALT lifted) or drops the fields in force. Reading the "
+        "history closed the case with the history intact (the reproduction passes); wiping it "
+        "too is left open"
     ),
 }
 #: Findings still open: counted and reported rather than raised (unless `strict`).
