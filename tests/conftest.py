@@ -128,3 +128,10 @@ def _container_cluster(image: str) -> Iterator[Cluster]:
         yield Cluster([member.address], "dita-test", member)
     finally:
         member.remove()
+
+
+def reset_control(client: Any) -> None:
+    """Empties `dita.control` and its history, as on a new cluster: operators' writes build
+    on what the history holds, so a test that starts from no control must clear both."""
+    client.get_map("dita.control").blocking().clear()
+    client.get_map("dita.control.history").blocking().clear()

@@ -28,7 +28,7 @@ from dita.controlplane.signing import sign_entry
 from dita.enums import KernelMode
 from dita.kernel import ExecutionKernel
 from dita.venue import MockVenueAdapter, SilentVenue, VenueAdapter
-from tests.conftest import Cluster, wait_until
+from tests.conftest import Cluster, reset_control, wait_until
 
 pytestmark = pytest.mark.hazelcast
 
@@ -38,9 +38,9 @@ KEY = b"drill-control-key"
 @pytest.fixture
 def client(cluster: Cluster) -> Iterator[Any]:
     c = cluster.client()
-    c.get_map("dita.control").blocking().clear()
+    reset_control(c)
     yield c
-    c.get_map("dita.control").blocking().clear()
+    reset_control(c)
     c.shutdown()
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from dita.projection.reader import ProjectionReader
-from tests.conftest import Cluster, wait_until
+from tests.conftest import Cluster, reset_control, wait_until
 from tests.integration.test_run_refused import ended, run
 from tests.integration.test_watch import dita_env
 from tests.unit.test_dashboard import table
@@ -40,7 +40,7 @@ def statements(path: Path) -> list[str]:
 @pytest.fixture
 def client(cluster: Cluster) -> Iterator[Any]:
     c = cluster.client()
-    c.get_map("dita.control").blocking().clear()
+    reset_control(c)
     for statement in statements(SQL / "mappings.sql"):
         c.sql.execute(statement).result()
     yield c

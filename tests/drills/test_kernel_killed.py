@@ -21,7 +21,7 @@ from dita._native import Kernel
 from dita.checkpoint import RunCheckpoint
 from dita.projection.reader import ProjectionReader
 from dita.projection.recovery import slot_from_document
-from tests.conftest import Cluster, wait_until
+from tests.conftest import Cluster, reset_control, wait_until
 from tests.integration.test_run_restart import dita, finish
 
 pytestmark = pytest.mark.hazelcast
@@ -32,7 +32,7 @@ K_FIGURES = ("k_realized_pnl", "k_fees_paid", "k_funding_net", "k_capital", "eve
 @pytest.fixture
 def client(cluster: Cluster) -> Iterator[Any]:
     c = cluster.client()
-    c.get_map("dita.control").blocking().clear()
+    reset_control(c)
     yield c
     c.shutdown()
 

@@ -18,7 +18,7 @@ from dita.enums import KernelMode
 from dita.kernel import ExecutionKernel
 from dita.projection.hazelcast import HazelcastProjection
 from dita.venue import SilentVenue
-from tests.conftest import Cluster, wait_until
+from tests.conftest import Cluster, reset_control, wait_until
 
 pytestmark = pytest.mark.hazelcast
 
@@ -26,9 +26,9 @@ pytestmark = pytest.mark.hazelcast
 @pytest.fixture
 def client(cluster: Cluster) -> Iterator[Any]:
     c = cluster.client()
-    c.get_map("dita.control").blocking().clear()
+    reset_control(c)
     yield c
-    c.get_map("dita.control").blocking().clear()
+    reset_control(c)
     c.shutdown()
 
 

@@ -27,7 +27,7 @@ from dita.controlplane.operator import ControlOperator
 from dita.kernel import ExecutionKernel
 from dita.metrics import CallCounters, KernelCollector, MetricsServer
 from dita.venue import SilentVenue
-from tests.conftest import Cluster, wait_until
+from tests.conftest import Cluster, reset_control, wait_until
 from tests.integration.test_run_restart import dita, finish
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -68,7 +68,7 @@ def scraped(port: int) -> Samples | None:
 def client(cluster: Cluster) -> Iterator[Any]:
     c = cluster.client()
     # Other tests leave global entries behind; this kernel must start ACTIVE.
-    c.get_map("dita.control").blocking().clear()
+    reset_control(c)
     yield c
     c.shutdown()
 

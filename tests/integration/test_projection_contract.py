@@ -16,7 +16,7 @@ from dita.controlplane.operator import ControlOperator
 from dita.kernel import ExecutionKernel
 from dita.projection.hazelcast import HazelcastProjection
 from dita.venue import MockVenueAdapter
-from tests.conftest import Cluster
+from tests.conftest import Cluster, reset_control
 
 pytestmark = pytest.mark.hazelcast
 
@@ -40,7 +40,7 @@ def statements(path: Path) -> list[str]:
 def populated(cluster: Cluster) -> Any:
     client = cluster.client()
     # The kernel obeys the cluster's control: what other tests left there must not halt it.
-    client.get_map("dita.control").blocking().clear()
+    reset_control(client)
     projection = HazelcastProjection(client)
     kernel = ExecutionKernel(
         max_slots=4, kernel_id="contract-k", venue=MockVenueAdapter(partial_fills=2), projection=projection

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from dita.projection.reader import ProjectionReader
-from tests.conftest import Cluster, wait_until
+from tests.conftest import Cluster, reset_control, wait_until
 
 pytestmark = pytest.mark.hazelcast
 
@@ -43,7 +43,7 @@ def ended(process: subprocess.Popen[str], timeout: float = 90) -> tuple[int, str
 def client(cluster: Cluster) -> Iterator[Any]:
     c = cluster.client()
     # Other tests leave global entries behind; these kernels must trade ACTIVE.
-    c.get_map("dita.control").blocking().clear()
+    reset_control(c)
     yield c
     c.shutdown()
 

@@ -18,7 +18,7 @@ from dita.checkpoint import RunCheckpoint
 from dita.controlplane.operator import ControlOperator
 from dita.projection.reader import ProjectionReader
 from dita.projection.recovery import slot_from_document
-from tests.conftest import Cluster, wait_until
+from tests.conftest import Cluster, reset_control, wait_until
 
 pytestmark = pytest.mark.hazelcast
 
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.hazelcast
 def client(cluster: Cluster) -> Iterator[Any]:
     c = cluster.client()
     # Other tests leave global entries behind; this kernel must start ACTIVE.
-    c.get_map("dita.control").blocking().clear()
+    reset_control(c)
     yield c
     c.shutdown()
 

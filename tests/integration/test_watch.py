@@ -22,7 +22,7 @@ import pytest
 
 from dita.cluster.local_member import LocalMember, find_free_port
 from dita.projection.reader import LIVE_STAGES, ProjectionReader
-from tests.conftest import Cluster, wait_until
+from tests.conftest import Cluster, reset_control, wait_until
 from tests.integration.test_run_restart import dita, finish
 from tests.unit.test_dashboard import table
 
@@ -136,10 +136,9 @@ def control_cleared(cluster: Cluster) -> Iterator[Any]:
     """A client, with no control entries left by other tests (the kernel must start ACTIVE)
     and none left behind by this one."""
     client = cluster.client()
-    control = client.get_map("dita.control").blocking()
-    control.clear()
+    reset_control(client)
     yield client
-    control.clear()
+    reset_control(client)
     client.shutdown()
 
 
