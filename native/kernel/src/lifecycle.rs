@@ -44,8 +44,22 @@ use EventKind::{Cancelled, Expired, Fill, OrderAck, PartialFill, RateLimited, Re
 use Next::*;
 use Trigger::{Entry, Exit, Intent, Submitted};
 
-const ENTRY_PENDING: &[Stage] = &[OrderRequested, OrderSent, EntryWorking];
-const EXIT_PENDING: &[Stage] = &[ExitRequested, ExitWorking];
+/// The stages in which an entry order is pending (requested, sent or working):
+/// the slot holds an entry order, and it can be cancelled.
+pub const ENTRY_PENDING: &[Stage] = &[OrderRequested, OrderSent, EntryWorking];
+/// The stages in which an exit order is pending (requested or working): the
+/// slot holds an exit order, and it can be cancelled.
+pub const EXIT_PENDING: &[Stage] = &[ExitRequested, ExitWorking];
+
+/// Whether `stage` is one of `ENTRY_PENDING`.
+pub fn is_entry_pending(stage: Stage) -> bool {
+    ENTRY_PENDING.contains(&stage)
+}
+
+/// Whether `stage` is one of `EXIT_PENDING`.
+pub fn is_exit_pending(stage: Stage) -> bool {
+    EXIT_PENDING.contains(&stage)
+}
 
 /// (stages the row applies to, trigger, where it leads)
 pub const TABLE: &[(&[Stage], Trigger, Next)] = &[

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use crate::order::Id;
 
 use crate::error::{check_derived, check_number, InputError, MAX_DERIVED};
+use crate::lifecycle;
 use crate::messages::{Intent, VenueEvent};
 use crate::order::{Metadata, Order};
 use crate::slot::Slot;
@@ -227,15 +228,14 @@ pub fn slot(s: &Slot, max_slots: usize, prefix: &str) -> Result<(), InputError> 
             format!("must be positive in stage {stage}"),
         ));
     }
-    let entry_pending = matches!(stage, Stage::OrderRequested | Stage::OrderSent | Stage::EntryWorking);
-    if entry_pending && s.active_entry_order.is_none() {
+    if lifecycle::is_entry_pending(stage) && s.active_entry_order.is_none() {
         return Err(InputError::new(
             f("active_entry_order"),
             "None",
             format!("stage {stage} works an entry order"),
         ));
     }
-    if matches!(stage, Stage::ExitRequested | Stage::ExitWorking) && s.active_exit_order.is_none() {
+    if lifecycle::is_exit_pending(stage) && s.active_exit_order.is_none() {
         return Err(InputError::new(
             f("active_exit_order"),
             "None",

@@ -217,7 +217,7 @@ impl Kernel {
 
     fn cancel(&mut self, i: usize, intent: &Intent) -> Outcome {
         let (before, stage) = (self.slots[i].exposure(), self.slots[i].fsm_state);
-        let role = if matches!(stage, Stage::ExitRequested | Stage::ExitWorking) {
+        let role = if lifecycle::is_exit_pending(stage) {
             OrderRole::Exit
         } else {
             OrderRole::Entry
