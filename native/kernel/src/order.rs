@@ -6,6 +6,12 @@ use crate::types::{OrderStatus, OrderType, Side};
 
 pub type Metadata = serde_json::Map<String, serde_json::Value>;
 
+/// Sizes within this fraction of a trade's size count as equal: fills are
+/// floats, and a position worked down to 1e-12 is a closed position. Defined
+/// here, with the order, so the slot reads it from the order (as it reads
+/// the rest of it) and never the other way; `slot::SIZE_EPSILON` names it too.
+pub const SIZE_EPSILON: f64 = 1e-9;
+
 /// A trade, order or event id. An id is held by its slot, the indices,
 /// transitions and outcomes at once, so cloning must be cheap: ids of up to
 /// 23 bytes (most venue and client ids) are held inline and copied, longer
@@ -66,7 +72,7 @@ impl Order {
     /// How far fills may pass `intended_size`: fills are floats, and a fill
     /// rounding just past its order completes it rather than overfilling.
     pub fn tolerance(&self) -> f64 {
-        crate::slot::SIZE_EPSILON * self.intended_size.max(1.0)
+        SIZE_EPSILON * self.intended_size.max(1.0)
     }
 
     pub fn remaining(&self) -> f64 {

@@ -2,14 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::order::SIZE_EPSILON;
 use crate::order::{Id, Metadata, Order};
 use crate::seen::SeenIds;
 use crate::time::Timestamp;
 use crate::types::{Side, Stage};
-
-/// Sizes within this fraction of a trade's size count as equal: fills are
-/// floats, and a position worked down to 1e-12 is a closed position.
-pub const SIZE_EPSILON: f64 = 1e-9;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
