@@ -9,6 +9,7 @@
 pub mod account;
 pub mod documents;
 pub mod error;
+#[cfg(any(test, feature = "testkit"))]
 pub mod invariants;
 pub mod kernel;
 pub mod lifecycle;
@@ -17,6 +18,7 @@ pub mod order;
 pub mod outcome;
 pub mod seen;
 pub mod slot;
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod time;
 pub mod types;
