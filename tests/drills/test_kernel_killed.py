@@ -1,9 +1,11 @@
 """Drill: the kernel process is killed (SIGKILL) mid-run and started again.
 
 Between two checkpoints the kernel goes on trading and publishing, so when
-it dies the cluster holds a later state than its checkpoint. The restart
-must come back with everything the cluster saw (no fill lost), count none of
-it twice, and trade on without reusing an id its dead predecessor minted.
+it dies the cluster holds a later state than its checkpoint. When that state
+is whole, the restart must come back with everything the cluster saw (no
+fill lost); when the kill tore it (a batch in flight), exactly with its
+checkpoint, saying so. Either way it counts nothing twice and trades on
+without reusing an id its dead predecessor minted.
 """
 
 from __future__ import annotations
@@ -72,6 +74,16 @@ def test_a_killed_kernel_restarts_with_every_projected_fill_once(
     out = finish(dita(cluster, *resume, "--steps", "0", "--duration", "0"))
     assert f"resuming kernel {kid}" in out
     restored = Kernel.restore(RunCheckpoint.read(checkpoint).kernel)
+    # The kill may land while the writer has a batch in flight: then the maps hold a torn
+    # set (slots of one moment, the account of another), which the resume must refuse
+    # whole and say so, resuming from the checkpoint; a whole set it must take whole.
+    torn = "torn" in out
+    if torn:
+        assert "nothing adopted" in out and "the checkpoint stands" in out, out
+        ahead = []
+        seen_account = core.account()
+    else:
+        assert "newer than the checkpoint: slots" in out, out
 
     for i in range(8):
         now = restored.slot(i).to_dict()
