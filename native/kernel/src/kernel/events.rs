@@ -131,7 +131,11 @@ impl Kernel {
                         self.forget_order(i, refused);
                     }
                     if let Some(previous) = &self.slots[i].active_exit_order {
-                        self.client_index.insert(previous.venue_client_id.clone(), i as u32);
+                        // A slot written whole (set_slot, reconcile) may hold an order with no
+                        // client id yet: no id, no index entry, as `validate::identities` says.
+                        if !previous.venue_client_id.is_empty() {
+                            self.client_index.insert(previous.venue_client_id.clone(), i as u32);
+                        }
                         if !previous.venue_order_id.is_empty() {
                             self.venue_index.insert(previous.venue_order_id.clone(), i as u32);
                         }
