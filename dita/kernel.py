@@ -442,7 +442,12 @@ class ExecutionKernel:
                 time.sleep(0.0005)
             more, failed_later, _ = self._cancel_pass(reason, deferred)
             sent, failed = sent + more, failed + failed_later
-        return {"cancels_sent": sent, "failed": failed, **self.working_orders()}
+        return {
+            "cancels_sent": sent,
+            "failed": failed,
+            "waited_for_strategy": len(deferred),
+            **self.working_orders(),
+        }
 
     def _cancel_pass(
         self, reason: str, slot_ids: Iterable[int]

@@ -509,15 +509,19 @@ class ControlListener:
             kill = self._kill_switch_due(eff.mode, self._entries.get(eff.sources["mode"]))
             flattens = self._flattens_due()
             revs = self.revs()
-        if snapshot != self.kernel.control:
+        changed = snapshot != self.kernel.control
+        if changed:
             self.kernel.apply_control(snapshot)
+        # Orders are pulled before anything is written down about it: the cancels are
+        # what a HALT is for, the history and the log can wait a millisecond.
+        if kill is not None:
+            self._cancel_working(kill)
+        if changed:
             log.info("control: applied %s", snapshot.as_dict())
             self._audit("APPLIED", self.own_key, {"control": snapshot.as_dict(), "revs": revs})
             self.kernel.record_control_event("APPLIED", {"control": snapshot.as_dict(), "revs": revs})
             if self.on_change is not None:
                 self.on_change(snapshot)
-        if kill is not None:
-            self._cancel_working(kill)
         for entry in flattens:
             self._flatten(entry)
         self._report()
