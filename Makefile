@@ -51,7 +51,8 @@ bench-rust:
 # unsafe code, and ASan cuts the operations to a third), then hypothesis feeding the
 # Python boundary malformed objects; then the control fuzzer (a raw client writing
 # hostile values into dita's maps against kernels on a member it starts, printing
-# its writes per second); then the kernel-vs-model properties at length.
+# its writes per second); then planted documents against resume; then the kernel-vs-model
+# properties at length.
 fuzz-long: setup
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
 	mkdir -p native/fuzz/corpus/kernel_ops
@@ -59,6 +60,7 @@ fuzz-long: setup
 		-max_total_time=$$(( $${FUZZ_MINUTES:-10} * 60 )) -max_len=8192 -len_control=20
 	$(PY) -m tests.fuzz.boundary --minutes $${FUZZ_MINUTES:-10}
 	$(PY) -m tests.fuzz.control --minutes $${FUZZ_MINUTES:-10}
+	DITA_RESUME_FUZZ_EXAMPLES=$$(( $${FUZZ_MINUTES:-10} * 5000 )) $(PY) -m pytest -q tests/fuzz/test_resume_fuzz.py
 	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q tests/property
 
 # The local Docker image dita/hazelcast:<version> (a debootstrapped Debian with Java 17 and the

@@ -245,7 +245,7 @@ class ExecutionKernel:
         self._journal_seq = 0
         self._observer: CallObserver | None = None
         self._control_report: dict[str, Any] = {}
-        # Calls on the strategy's thread now (see `cancel_working_orders`). A
+        # How many strategy calls are in progress (see `cancel_working_orders`). A
         # counter, not a lock: an uncontended lock cost 300-650 ns a call here,
         # half a kernel call.
         self._busy = 0
