@@ -9,7 +9,7 @@ and obviously right is the point.
 The model was written from the original specification, which
 docs/ARCHITECTURE.md replaces. Where that specification was silent the model
 follows the Rust kernel. Where the two disagreed the model followed the
-specification, and the place is marked ``DESIGN:``: each is a rule the kernel
+specification, and the place is marked ``CONTRACT:``: each is a rule the kernel
 was fixed to keep (docs/ARCHITECTURE.md, "Discrepancies from the earlier
 kernel", D5-D12). Where the specification's own rows contradicted each other,
 the model follows the kernel and the place is marked ``KERNEL:``; those rows
@@ -489,7 +489,7 @@ class ReferenceKernel:
             return {**self.account_view(), "applied": False, "diagnostic_code": "DUPLICATE_EVENT"}
         if kind == "FILL_SETTLED":
             # The actual fee replaces the fee predicted for that fill (none known: nothing to replace).
-            # DESIGN: one settlement per fill, so of two fills with one id the oldest is settled first.
+            # CONTRACT: one settlement per fill, so of two fills with one id the oldest is settled first.
             actual = given("fee") or 0.0
             predicted = 0.0
             for n, (fill_id, fee) in enumerate(a.pending_fees):
@@ -616,7 +616,7 @@ class ReferenceKernel:
         return exit_leg_ratios_ok(list(intent.exit_leg_ratios))
 
     def _enter(self, i: int, intent: KernelIntent, next_stage: str) -> Outcome:
-        # DESIGN: a trade id maps to one slot. A trade a pending ENTER replaced
+        # CONTRACT: a trade id maps to one slot. A trade a pending ENTER replaced
         # comes back on RATE_LIMITED, so its id is not free yet either.
         if intent.trade_id in self.trade_index() or intent.trade_id in self.reserved_trade_ids():
             return self._refused("INVALID_INTENT", i, intent.trade_id)
@@ -731,13 +731,13 @@ class ReferenceKernel:
         next_stage = TRANSITIONS.get((slot.fsm_state, kind)) if works else None
         if next_stage is None:
             return self._refused("INVALID_TRANSITION", i, "")
-        # DESIGN: a fill beyond the order's intended size is refused. The
+        # CONTRACT: a fill beyond the order's intended size is refused. The
         # tolerance applies to the order's total, not afresh to every fill.
         if kind in FILL_KINDS and order.filled_size + ev.size > order.intended_size + order.tolerance():
             return self._refused("OVERFILL", i, "")
         if next_stage == ROLL_BACK and self.rollbacks[i] is None:
             return self._refused("INVALID_TRANSITION", i, "")
-        # DESIGN: an order id maps to one slot and one order; the venue may not give this
+        # CONTRACT: an order id maps to one slot and one order; the venue may not give this
         # order an id another order holds.
         if ev.venue_order_id and any(
             o is not order and o.venue_order_id == ev.venue_order_id for s in self.slots for o in s.orders()
