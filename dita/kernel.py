@@ -437,9 +437,7 @@ class ExecutionKernel:
         `SETTLE_S`), never before the venue has it."""
         sent, failed, deferred = self._cancel_pass(reason, range(self.max_slots))
         if deferred:
-            deadline = time.monotonic() + SETTLE_S
-            while self._busy and time.monotonic() < deadline:
-                time.sleep(0.0005)
+            self._settle()
             more, failed_later, _ = self._cancel_pass(reason, deferred)
             sent, failed = sent + more, failed + failed_later
         return {
@@ -448,6 +446,12 @@ class ExecutionKernel:
             "waited_for_strategy": len(deferred),
             **self.working_orders(),
         }
+
+    def _settle(self) -> None:
+        """Waits (at most `SETTLE_S`) for a strategy call in progress to return."""
+        deadline = time.monotonic() + SETTLE_S
+        while self._busy and time.monotonic() < deadline:
+            time.sleep(0.0005)
 
     def _cancel_pass(
         self, reason: str, slot_ids: Iterable[int]
@@ -466,16 +470,20 @@ class ExecutionKernel:
                 deferred.append(slot_id)
                 continue
             intent = KernelIntent(action="CANCEL", slot_id=slot_id, trade_id=slot.trade_id, reason=reason)
-            try:
-                outcome = self._process_intent(intent)
-            except Exception as e:  # the venue refused or failed: name it, go on
-                failed.append({"slot_id": slot_id, "why": f"{type(e).__name__}: {e}"[:200]})
-                continue
-            if outcome.accepted:
-                sent += 1
-            else:
-                failed.append({"slot_id": slot_id, "why": outcome.diagnostic_code.value})
+            sent += self._operator_intent(intent, failed)
         return sent, failed, deferred
+
+    def _operator_intent(self, intent: KernelIntent, failed: list[dict[str, Any]]) -> bool:
+        """One intent of the kill switch or a flatten: True when accepted; otherwise
+        what refused or failed it goes into `failed` and the sweep goes on."""
+        try:
+            outcome = self._process_intent(intent)
+        except Exception as e:  # the venue adapter failed: name it, go on with the rest
+            failed.append({"slot_id": intent.slot_id, "why": f"{type(e).__name__}: {e}"[:200]})
+            return False
+        if not outcome.accepted:
+            failed.append({"slot_id": intent.slot_id, "why": outcome.diagnostic_code.value})
+        return bool(outcome.accepted)
 
     def flatten(self, reason: str) -> dict[str, Any]:
         """Closes every open position at market: an operator's order, allowed
@@ -484,9 +492,7 @@ class ExecutionKernel:
         has returned. Returns exits_sent and failed (slot id and why)."""
         sent = 0
         failed: list[dict[str, Any]] = []
-        deadline = time.monotonic() + SETTLE_S
-        while self._busy and time.monotonic() < deadline:
-            time.sleep(0.0005)
+        self._settle()
         halted = self._control.mode is KernelMode.HALTED
         if halted:
             self._core.set_control(
@@ -504,15 +510,7 @@ class ExecutionKernel:
                     order_type=OrderType.MARKET,
                     reason=reason,
                 )
-                try:
-                    outcome = self._process_intent(intent)
-                except Exception as e:
-                    failed.append({"slot_id": slot.slot_id, "why": f"{type(e).__name__}: {e}"[:200]})
-                    continue
-                if outcome.accepted:
-                    sent += 1
-                else:
-                    failed.append({"slot_id": slot.slot_id, "why": outcome.diagnostic_code.value})
+                sent += self._operator_intent(intent, failed)
         finally:
             if halted:
                 self._apply_control(self._control)

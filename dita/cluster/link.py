@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from dita.cluster.backoff import Backoff
 from dita.control import KernelControlSnapshot
-from dita.controlplane.listener import Backoff
 from dita.projection.hazelcast import ProjectionError, connect
 
 log = logging.getLogger("dita.cluster")

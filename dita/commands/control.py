@@ -15,7 +15,14 @@ import sys
 import time
 from typing import Any
 
-from dita.commands.common import add_cluster_args, connect, control_key, enum_arg
+from dita.commands.common import (
+    add_cluster_args,
+    connect,
+    control_key,
+    enum_arg,
+    positive_float,
+    positive_int,
+)
 from dita.enums import KernelMode, KernelVerbosity
 from dita.projection.documents import as_object
 
@@ -260,26 +267,6 @@ def history_table(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _timeout(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 < value <= 3_600:
-        raise argparse.ArgumentTypeError(f"{text}: must be more than 0 and at most 3600 seconds")
-    return value
-
-
-def _limit(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= value <= 100_000:
-        raise argparse.ArgumentTypeError(f"{value}: must be 1 to 100000")
-    return value
-
-
 def _add_wait(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument(
         "--wait",
@@ -289,7 +276,7 @@ def _add_wait(p: argparse.ArgumentParser, what: str) -> None:
     )
     p.add_argument(
         "--timeout",
-        type=_timeout,
+        type=positive_float,
         default=10.0,
         metavar="SECONDS",
         help="seconds to wait with --wait (default 10)",
@@ -358,7 +345,7 @@ def register(sub: Any) -> None:
     )
     restore.add_argument("--reason", default="", help="why (recorded in the history)")
     hist = csub.add_parser("history", help="control writes and every kernel's apply or refusal")
-    hist.add_argument("--limit", type=_limit, default=50, help="newest records to show (default 50)")
+    hist.add_argument("--limit", type=positive_int, default=50, help="newest records to show (default 50)")
     hist.add_argument("--json", action="store_true", help="print JSON instead of a table")
     for p in (show, setp, clear, flatten, restore, hist):
         add_cluster_args(p)

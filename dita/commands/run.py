@@ -31,6 +31,7 @@ from dita.commands.common import (
     finite_float,
     non_empty,
     port,
+    positive_int,
     writable_file,
 )
 from dita.control import KernelControlSnapshot
@@ -410,7 +411,7 @@ def _apply_env_defaults(args: argparse.Namespace) -> None:
         args.kernel_id = os.environ["DITA_KERNEL_ID"].strip()
         args.kernel_id_from = "DITA_KERNEL_ID"
     if not args.slots_given and not args.resume:
-        slots = _env_value("DITA_SLOTS", _positive_int)
+        slots = _env_value("DITA_SLOTS", positive_int)
         if slots is not None:
             args.slots = slots
     if args.start_mode is None and not args.resume:
@@ -445,16 +446,6 @@ def _until_control(text: str) -> str:
     if text not in ("start", "REDUCE_ONLY", "HALTED"):
         raise argparse.ArgumentTypeError(f"{text!r} is not one of start, REDUCE_ONLY, HALTED")
     return text
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def _boolean(text: str) -> bool:

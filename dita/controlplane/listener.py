@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from dita.cluster.backoff import Backoff
 from dita.cluster.serialization import harden
 from dita.control import KernelControlSnapshot
 from dita.controlplane.entries import (
@@ -82,23 +83,6 @@ class ControlTarget(Protocol):
     def cancel_working_orders(self, reason: str) -> dict[str, Any]: ...
 
     def flatten(self, reason: str) -> dict[str, Any]: ...
-
-
-class Backoff:
-    """Pauses that double from `first` up to `cap`, and start again after a success."""
-
-    def __init__(self, first: float = 0.1, cap: float = 5.0) -> None:
-        self.first = first
-        self.cap = cap
-        self.attempts = 0
-
-    def next_pause(self) -> float:
-        pause = min(self.first * 2.0**self.attempts, self.cap)
-        self.attempts = min(self.attempts + 1, 32)
-        return pause
-
-    def reset(self) -> None:
-        self.attempts = 0
 
 
 @dataclass

@@ -39,6 +39,14 @@ def _bounded_int(text: str) -> int:
     return value
 
 
+def loads(text: str) -> Any:
+    """JSON as dita reads it from a map: NaN, infinities (1e400 too) and integers
+    wider than 64 bits raise ValueError, nesting deeper than Python parses RecursionError."""
+    return json.loads(
+        text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_bounded_int
+    )
+
+
 def read_document(value: Any) -> dict[str, Any] | None:
     """The JSON object a map value holds; None when there is none or it is malformed.
 
@@ -60,9 +68,7 @@ def read_document(value: Any) -> dict[str, Any] | None:
     if not isinstance(text, str) or len(text) > MAX_DOCUMENT_CHARS:
         return None
     try:
-        doc = json.loads(
-            text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_bounded_int
-        )
+        doc = loads(text)
     except (ValueError, RecursionError):
         return None
     return doc if isinstance(doc, dict) else None

@@ -59,8 +59,8 @@ def test_a_wrong_mode_name_lists_the_choices() -> None:
 @pytest.mark.parametrize(
     ("env", "says"),
     [
-        ({"DITA_SLOTS": "twenty"}, "DITA_SLOTS='twenty': not a whole number"),
-        ({"DITA_SLOTS": "0"}, "DITA_SLOTS='0': must be at least 1"),
+        ({"DITA_SLOTS": "twenty"}, "DITA_SLOTS='twenty': 'twenty' is not a whole number"),
+        ({"DITA_SLOTS": "0"}, "DITA_SLOTS='0': 0 must be at least 1"),
         ({"DITA_START_MODE": "PAUSED"}, "DITA_START_MODE='PAUSED': 'PAUSED' is not one of ACTIVE"),
         ({"DITA_METRICS_PORT": "99999"}, "DITA_METRICS_PORT='99999': 99999 is not a port number"),
     ],
