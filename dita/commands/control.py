@@ -171,6 +171,7 @@ def _ago(at: Any, now: float) -> str:
 
 def control_table(shown: dict[str, Any], now: float) -> str:
     """What `dita control show` prints: entries first, then each kernel, in plain words."""
+    from dita.dashboard import DEAD_AFTER_S, STALE_AFTER_S, kernel_state
 
     def fields(doc: dict[str, Any] | None) -> str:
         if not doc:
@@ -194,7 +195,8 @@ def control_table(shown: dict[str, Any], now: float) -> str:
     for kid, doc in sorted(shown["kernels"].items()):
         control = as_object(doc.get("control"))
         report = as_object(doc.get("control_report"))
-        state = str(doc.get("state", "?")) if doc.get("live") or doc.get("state") != "RUNNING" else "STALE"
+        # The words dita watch uses: RUNNING, STALE, DEAD, STOPPED.
+        state = kernel_state(doc, now, STALE_AFTER_S, DEAD_AFTER_S)
         signing = "signed" if report.get("signed") else "UNSIGNED"
         notes = []
         revs = as_object(report.get("revs"))
