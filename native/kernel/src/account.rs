@@ -5,7 +5,7 @@ use std::collections::{HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::documents::MAX_VERSION;
+use crate::documents::takes_version;
 use crate::error::{check_derived, check_number, InputError, MAX_DERIVED, MAX_MAGNITUDE};
 use crate::order::Id;
 use crate::outcome::Details;
@@ -328,8 +328,8 @@ impl Account {
         self.event_seq = p.event_seq;
         self.calibration_ratio = ratio;
         self.calibration_samples = p.calibration_samples;
-        // A version above MAX_VERSION is no kernel's (see raise_versions): not taken.
-        if p.version <= MAX_VERSION {
+        // A version not below MAX_VERSION is no kernel's (see raise_versions): not taken.
+        if takes_version(p.version) {
             self.version = self.version.max(p.version);
         }
         Ok(())

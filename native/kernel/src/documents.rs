@@ -68,6 +68,13 @@ use crate::time::Timestamp;
 /// and is ignored rather than raised to, so it can never freeze a version.
 pub const MAX_VERSION: u64 = 1 << 53;
 
+/// Whether a version from outside the kernel (a store's floor, a slot or account
+/// written whole) may be taken: below `MAX_VERSION`, so that the version the
+/// kernel then writes, one above it, is still one it reads back.
+pub fn takes_version(version: u64) -> bool {
+    version < MAX_VERSION
+}
+
 /// A shorter document key is refused: HMAC's strength is its key's.
 pub const MIN_KEY_BYTES: usize = 16;
 /// No key derivation needs more; a longer one is refused as a mistake.

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::{Changes, Kernel};
-use crate::documents::{DocumentKey, Documents, MAX_VERSION};
+use crate::documents::{takes_version, DocumentKey, Documents};
 use crate::time::Timestamp;
 
 impl Kernel {
@@ -17,14 +17,14 @@ impl Kernel {
     /// Lifts versions above what a store already holds (a restarted kernel
     /// meeting its own older projections), so versions readers see only grow.
     /// Raised keys count as changed, and a raised slot moves the account's
-    /// version (its cut changes). A floor above `MAX_VERSION` is no kernel's
+    /// version (its cut changes). A floor not below `MAX_VERSION` is no kernel's
     /// (anyone can write a store) and is ignored: raising to it would leave
     /// the key's version stuck at the top of u64, and its projection frozen.
     pub fn raise_versions(&mut self, slot_floors: &[(u32, u64)], account_floor: Option<u64>) {
         let mut raised = false;
         for &(slot_id, floor) in slot_floors {
             let i = slot_id as usize;
-            if floor <= MAX_VERSION && i < self.slots.len() && self.slots[i].version <= floor {
+            if takes_version(floor) && i < self.slots.len() && self.slots[i].version <= floor {
                 self.slots[i].version = floor + 1;
                 self.mark_dirty(i);
                 raised = true;
@@ -34,7 +34,7 @@ impl Kernel {
             self.account.version = self.account.version.saturating_add(1);
             self.account_dirty = true;
         }
-        if let Some(floor) = account_floor.filter(|&f| f <= MAX_VERSION && self.account.version <= f) {
+        if let Some(floor) = account_floor.filter(|&f| takes_version(f) && self.account.version <= f) {
             self.account.version = floor + 1;
             self.account_dirty = true;
         }

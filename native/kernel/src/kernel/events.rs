@@ -130,16 +130,9 @@ impl Kernel {
                     if let Some(refused) = &refused {
                         self.forget_order(i, refused);
                     }
-                    if let Some(previous) = &self.slots[i].active_exit_order {
-                        // A slot written whole (set_slot, reconcile) may hold an order with no
-                        // client id yet: no id, no index entry, as `validate::identities` says.
-                        if !previous.venue_client_id.is_empty() {
-                            self.client_index.insert(previous.venue_client_id.clone(), i as u32);
-                        }
-                        if !previous.venue_order_id.is_empty() {
-                            self.venue_index.insert(previous.venue_order_id.clone(), i as u32);
-                        }
-                    }
+                    // The restored order's ids go back in the indices by the one rule
+                    // that indexes a slot (no id, no entry).
+                    self.index_slot(i);
                 }
             }
             code = DiagnosticCode::RateLimited;

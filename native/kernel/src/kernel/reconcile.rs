@@ -2,7 +2,7 @@
 //! whole set (`reconcile_from_slots`), checked before anything changes.
 
 use super::{refusal, Kernel};
-use crate::documents::MAX_VERSION;
+use crate::documents::takes_version;
 use crate::error::InputError;
 use crate::order::Id;
 use crate::outcome::{Details, Outcome};
@@ -33,8 +33,8 @@ impl Kernel {
     fn replace_slot(&mut self, mut slot: Slot) {
         let i = slot.slot_id as usize;
         let (before, was_free) = (self.slots[i].exposure(), self.slots[i].is_free());
-        // A version from outside above MAX_VERSION is no kernel's: never taken.
-        let given = if slot.version <= MAX_VERSION { slot.version } else { 0 };
+        // A version from outside not below MAX_VERSION is no kernel's: never taken.
+        let given = if takes_version(slot.version) { slot.version } else { 0 };
         slot.version = given.max(self.slots[i].version);
         slot.seen_event_ids.truncate_oldest(self.seen_capacity);
         self.unindex_slot(i);
