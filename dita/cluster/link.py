@@ -38,6 +38,10 @@ class ClusterLink:
             a kernel started HALTED until the control is read passes its real
             start control here).
         connect_timeout: seconds each attempt waits for a member.
+        check: called with the client before the kernel joins in the background
+            (a caller joining at start checks first itself); a ValueError it
+            raises (say, another live process runs this kernel id) is said, and
+            the link gives up without joining.
         say: where one-line notices go (default: the log).
     """
 
@@ -51,6 +55,7 @@ class ClusterLink:
         control_entries: Mapping[str, Mapping[str, Any]] | None = None,
         default_control: KernelControlSnapshot | None = None,
         connect_timeout: float = 10.0,
+        check: Callable[[Any], None] | None = None,
         say: Callable[[str], None] | None = None,
     ) -> None:
         self.kernel = kernel
@@ -61,6 +66,8 @@ class ClusterLink:
         self.default_control = default_control or kernel.control
         self.connect_timeout = connect_timeout
         self.say = say or log.warning
+        self.check = check
+        self.refused = ""
         self.client: Any = None
         self.joined = threading.Event()
         self.attempts = 0
@@ -91,6 +98,18 @@ class ClusterLink:
             self.last_error = str(e)
             return None
 
+    def _checked(self, client: Any) -> bool:
+        try:
+            if self.check is not None:
+                self.check(client)
+        except ValueError as e:
+            self.refused = str(e)
+            self.say(f"dita: not joining cluster {self.cluster_name!r}: {e}")
+            client.shutdown()
+            self._stop.set()
+            return False
+        return True
+
     def _join(self, client: Any) -> bool:
         try:
             read = self.kernel.join_cluster(
@@ -119,6 +138,8 @@ class ClusterLink:
             if self._stop.is_set():
                 client.shutdown()
                 return
+            if not self._checked(client):
+                return
             if self._join(client):
                 control = self.kernel.control
                 self.say(
@@ -128,11 +149,12 @@ class ClusterLink:
                 return
 
     def close(self) -> None:
-        """Stops trying; the kernel's close() detaches it, and the client is shut
-        down here once the kernel has let go of it."""
+        """Stops trying, waiting for an attempt under way (each step of one is
+        bounded), so that no join lands on a kernel being closed; the kernel's
+        close() then detaches it, and `shutdown_client` ends the client."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=self.connect_timeout + 1)
+            self._thread.join()
 
     def shutdown_client(self) -> None:
         if self.client is not None:

@@ -155,7 +155,7 @@ def run_kernel(args: argparse.Namespace) -> int:
             except ProjectionError as e:
                 # Trading does not wait for a cluster: the link below joins it when it answers.
                 print(f"dita: {e}", file=sys.stderr, flush=True)
-        if client is not None and args.kernel_id:
+        if client is not None:
             _check_no_other_process(client, args.kernel_id, force=args.force)
         if core is not None and resumed is not None:
             print(_resume_line(args, core, resumed, client, doc_key), flush=True)
@@ -204,6 +204,8 @@ def run_kernel(args: argparse.Namespace) -> int:
                 control_entries=resumed.control if resumed is not None else None,
                 default_control=control,
                 connect_timeout=args.connect_timeout,
+                # Joining late, it must not take over a kernel id another process runs either.
+                check=lambda joining: _check_no_other_process(joining, args.kernel_id, force=args.force),
                 say=lambda line: print(line, file=sys.stderr, flush=True),
             )
             if client is not None and link.start(client):

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +41,7 @@ from typing import Any
 
 from dita._native import Kernel
 from dita.projection.base import ACCOUNTS_MAP, SLOTS_MAP
-from dita.projection.documents import MAX_DOCUMENT_CHARS, MAX_VERSION
+from dita.projection.documents import MAX_DOCUMENT_CHARS, MAX_VERSION, loads
 
 #: What a store adds to a slot document; the kernel's slot has none of it.
 _STORE_FIELDS = ("kernel_id", "key", "updated_at", "mac", "cut")
@@ -134,10 +133,6 @@ def slot_from_document(document: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in document.items() if k not in _STORE_FIELDS}
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number a document may hold")
-
-
 def _text(value: Any) -> tuple[str | None, str]:
     """The JSON text a map value holds, or why there is none. A plain string
     counts as text: the signature, not the value's type, proves a document."""
@@ -165,7 +160,7 @@ def _parsed(value: Any) -> tuple[str | None, dict[str, Any] | None, str]:
     if len(text) > MAX_DOCUMENT_CHARS:
         return None, None, f"not a document: {len(text)} characters, over {MAX_DOCUMENT_CHARS}"
     try:
-        doc = json.loads(text, parse_constant=_refuse_constant)
+        doc = loads(text)
     except (ValueError, RecursionError) as e:
         return None, None, f"not JSON ({str(e)[:80]})"
     if not isinstance(doc, dict):

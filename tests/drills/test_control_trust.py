@@ -571,3 +571,41 @@ def test_dita_run_resume_holds_its_checkpointed_halt_over_a_replayed_entry(
     finally:
         again.send_signal(signal.SIGTERM)
         again.wait(timeout=60)
+
+
+def test_a_kernel_joining_late_does_not_take_over_an_id_another_process_runs(
+    cluster: Cluster, client: Any
+) -> None:
+    from dita.cluster.link import ClusterLink
+    from dita.commands.run import _check_no_other_process
+
+    kernels = client.get_map("dita.kernels").blocking()
+    live = {
+        "kernel_id": "dup-late",
+        "state": "RUNNING",
+        "heartbeat_at": time.time(),
+        "host": "elsewhere",
+        "pid": 7,
+    }
+    kernels.set("dup-late", _json(live))
+    kernel = ExecutionKernel(max_slots=1, kernel_id="dup-late", venue=SilentVenue())
+    said: list[str] = []
+    link = ClusterLink(
+        kernel,
+        cluster.members,
+        cluster.cluster_name,
+        connect_timeout=5.0,
+        check=lambda joining: _check_no_other_process(joining, "dup-late", force=False),
+        say=said.append,
+    )
+    try:
+        link.start_in_background()
+        wait_until(lambda: bool(link.refused), timeout=30)
+        assert not link.joined.is_set() and "elsewhere:7" in link.refused
+        assert json.loads(kernels.get("dup-late").to_string())["host"] == "elsewhere", (
+            "nothing written over it"
+        )
+    finally:
+        link.close()
+        kernel.close()
+        kernels.delete("dup-late")
